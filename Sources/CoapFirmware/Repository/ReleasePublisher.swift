@@ -1,0 +1,236 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CoapFirmwareCore
+
+/// Why a release could not be published.
+public enum PublishError: Error, Sendable, CustomStringConvertible {
+    /// An argument is unusable; `option` names it.
+    case invalidArgument(option: String, reason: String)
+    /// The version is already published, or older than the published one.
+    case refused(String)
+    case file(FileSystemError)
+    case key(KeyError)
+
+    public var description: String {
+        switch self {
+        case .invalidArgument(let option, let reason): return "\(option): \(reason)"
+        case .refused(let reason): return reason
+        case .file(let error): return error.description
+        case .key(let error): return error.description
+        }
+    }
+}
+
+/// One image to publish: its component name and the file that holds it.
+public struct ReleaseImage: Sendable {
+    public var name: String
+    public var path: String
+
+    public init(name: String, path: String) {
+        self.name = name
+        self.path = path
+    }
+}
+
+/// Publishes a signed release into a repository folder (SPEC §4, §7 `publish`).
+///
+/// Order matters for a server reading the folder while we write: images go
+/// in first (their version folder appears by one rename), manifests last
+/// (each by an atomic rename), so a served manifest never names a missing
+/// image.
+public struct ReleasePublisher {
+    public let layout: RepositoryLayout
+    public let signer: ManifestSigner
+
+    public init(repository: String, key: PrivateKey) {
+        layout = RepositoryLayout(root: repository)
+        signer = ManifestSigner(key: key)
+    }
+
+    public struct Options: Sendable {
+        public var manufacturer: String
+        public var model: String
+        public var version: FirmwareVersion
+        /// One image (`--image`) or a split image (`--component`, several).
+        public var images: [ReleaseImage]
+        public var isSplit: Bool
+        public var timestamp: Int64
+        public var digests: [DigestAlgorithm] = [.sha256]
+        /// A successor key to announce in `key-info` (key rollover).
+        public var nextKey: PublicKey?
+        /// Replace a published version, or publish below the current one.
+        public var force = false
+
+        public init(manufacturer: String, model: String, version: FirmwareVersion, images: [ReleaseImage],
+                    isSplit: Bool, timestamp: Int64) {
+            self.manufacturer = manufacturer
+            self.model = model
+            self.version = version
+            self.images = images
+            self.isSplit = isSplit
+            self.timestamp = timestamp
+        }
+    }
+
+    /// What was published.
+    public struct Result: Sendable {
+        public var manifest: Manifest
+        public var manifestPaths: [String]
+        public var versionDirectory: String
+    }
+
+    public func publish(_ options: Options) throws(PublishError) -> Result {
+        guard Manifest.isSafeName(options.manufacturer) else {
+            throw .invalidArgument(option: "--manufacturer", reason: "\"\(options.manufacturer)\" must be 1-64 letters, digits, '.', '_' or '-'")
+        }
+        guard Manifest.isSafeName(options.model) else {
+            throw .invalidArgument(option: "--model", reason: "\"\(options.model)\" must be 1-64 letters, digits, '.', '_' or '-'")
+        }
+        guard !options.images.isEmpty else { throw .invalidArgument(option: "--image", reason: "no image given") }
+        guard !options.digests.isEmpty else { throw .invalidArgument(option: "--digest", reason: "no digest algorithm given") }
+
+        // Describe each image: its file name in the version folder, size and digests.
+        var components: [Component] = []
+        var fileNames = Set<String>()
+        for image in options.images {
+            let option = options.isSplit ? "--component \(image.name)" : "--image"
+            guard Manifest.isSafeName(image.name) else {
+                throw .invalidArgument(option: option, reason: "\"\(image.name)\" must be 1-64 letters, digits, '.', '_' or '-'")
+            }
+            let fileName = FileSystem.baseName(of: image.path)
+            guard Manifest.isSafeName(fileName) else {
+                throw .invalidArgument(option: option, reason: "file name \"\(fileName)\" must be 1-64 letters, digits, '.', '_' or '-'")
+            }
+            guard fileNames.insert(fileName).inserted else {
+                throw .invalidArgument(option: option, reason: "two images share the file name \"\(fileName)\"")
+            }
+            guard !components.contains(where: { $0.name == image.name }) else {
+                throw .invalidArgument(option: option, reason: "component \"\(image.name)\" given twice")
+            }
+            let hashers = options.digests.map { DigestHasher($0) }
+            var size: UInt64 = 0
+            do {
+                try FileSystem.forEachChunk(image.path) { chunk in
+                    for hasher in hashers { hasher.update(bufferPointer: chunk) }
+                    size += UInt64(chunk.count)
+                }
+            } catch let error as FileSystemError {
+                throw .file(error)
+            } catch {
+                throw .file(FileSystemError(path: image.path, reason: "\(error)"))
+            }
+            components.append(Component(
+                name: image.name, location: "\(options.version)/\(fileName)", size: size,
+                digests: zip(options.digests, hashers).map { ImageDigest(algorithm: $0, value: $1.finalize()) }))
+        }
+
+        var manifest = Manifest(timestamp: options.timestamp, manufacturer: options.manufacturer,
+                                model: options.model, firmwareVersion: options.version)
+        manifest.keyInfo = options.nextKey?.keyInfo
+        if options.isSplit {
+            manifest.components = components
+        } else {
+            manifest.firmwareLocation = components[0].location
+            manifest.firmwareDigests = components[0].digests
+            manifest.firmwareSize = components[0].size
+        }
+
+        let modelDirectory = layout.modelDirectory(manufacturer: options.manufacturer, model: options.model)
+        let versionDirectory = layout.versionDirectory(manufacturer: options.manufacturer, model: options.model, version: options.version)
+        if !options.force {
+            if FileSystem.exists(versionDirectory) {
+                throw .refused("version \(options.version) is already published at \(versionDirectory) (use --force to replace it)")
+            }
+            if let current = currentRelease(manufacturer: options.manufacturer, model: options.model),
+               current.firmwareVersion > options.version || current.timestamp > options.timestamp {
+                throw .refused("the published release \(current.firmwareVersion) (\(RFC3339.format(current.timestamp))) is newer than \(options.version) (\(RFC3339.format(options.timestamp))); devices would refuse it as a rollback (use --force to publish anyway)")
+            }
+        }
+
+        // Sign both formats and check our own output before anything is written.
+        let envelopes: [(ManifestFormat, [UInt8])]
+        do {
+            envelopes = [(.cbor, try signer.signCOSE(manifest)), (.json, try signer.signJWS(manifest))]
+        } catch {
+            throw .key(error)
+        }
+        let verifier = ManifestVerifier(trustedKeys: [signer.key.publicKey])
+        for (format, bytes) in envelopes {
+            guard bytes.count <= Manifest.maxEncodedSize else {
+                throw .refused("the \(format.rawValue) manifest would be \(bytes.count) bytes, more than the \(Manifest.maxEncodedSize)-byte limit")
+            }
+            do {
+                let check = try verifier.verify(bytes)
+                guard check.manifest == manifest else { throw ManifestError.badManifest(field: "manifest", reason: "round trip changed it") }
+            } catch {
+                fatalError("internal error: a freshly signed \(format.rawValue) manifest does not verify: \(error)")
+            }
+        }
+
+        do {
+            try FileSystem.makeDirectories(modelDirectory)
+            try installImages(options.images, into: versionDirectory, modelDirectory: modelDirectory)
+            for (format, bytes) in envelopes {
+                try FileSystem.atomicWrite("\(modelDirectory)/\(format.fileName)", bytes)
+            }
+        } catch {
+            throw .file(error)
+        }
+        return Result(manifest: manifest, manifestPaths: envelopes.map { "\(modelDirectory)/\($0.0.fileName)" },
+                      versionDirectory: versionDirectory)
+    }
+
+    /// The release currently published for a model, read from its CBOR
+    /// manifest if our key verifies it (a rolled-over key cannot, and then
+    /// there is nothing to compare against).
+    public func currentRelease(manufacturer: String, model: String) -> Manifest? {
+        let path = layout.manifestPath(manufacturer: manufacturer, model: model, format: .cbor)
+        guard let bytes = try? FileSystem.read(path, limit: Manifest.maxEncodedSize) else { return nil }
+        return try? ManifestVerifier(trustedKeys: [signer.key.publicKey]).verify(bytes).manifest
+    }
+
+    /// Copies the images into a hidden staging folder, fsyncs them, then
+    /// renames the folder into place (replacing an old one under --force).
+    private func installImages(_ images: [ReleaseImage], into versionDirectory: String, modelDirectory: String) throws(FileSystemError) {
+        let staging = "\(modelDirectory)/.staging-\(getpid())"
+        try FileSystem.removeTree(staging)
+        try FileSystem.makeDirectories(staging)
+        for image in images {
+            let target = "\(staging)/\(FileSystem.baseName(of: image.path))"
+            try copyFile(image.path, to: target)
+        }
+        try FileSystem.syncDirectory(staging)
+        let old = "\(modelDirectory)/.replaced-\(getpid())"
+        if FileSystem.exists(versionDirectory) {
+            guard rename(versionDirectory, old) == 0 else { throw .errno(versionDirectory, "cannot move aside") }
+        }
+        guard rename(staging, versionDirectory) == 0 else { throw .errno(versionDirectory, "cannot rename \(staging) to") }
+        try FileSystem.syncDirectory(modelDirectory)
+        try FileSystem.removeTree(old)
+    }
+
+    private func copyFile(_ source: String, to target: String) throws(FileSystemError) {
+        let fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw .errno(target, "cannot create") }
+        defer { close(fd) }
+        do {
+            try FileSystem.forEachChunk(source) { chunk in
+                var done = 0
+                while done < chunk.count {
+                    let n = write(fd, chunk.baseAddress! + done, chunk.count - done)
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        throw FileSystemError.errno(target, "cannot write")
+                    }
+                    done += n
+                }
+            }
+        } catch let error as FileSystemError {
+            throw error
+        } catch {
+            throw FileSystemError(path: target, reason: "\(error)")
+        }
+        guard fsync(fd) == 0 else { throw .errno(target, "cannot fsync") }
+    }
+}

@@ -1,0 +1,105 @@
+@_exported import ArgumentParser
+@_exported import CoapFirmware
+@_exported import CoapFirmwareCore
+@_exported import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Ends a command with an exit status and a message (SPEC §7: 0 success,
+/// 1 rejected or failed, 2 usage error).
+public struct CommandFailure: Error, CustomStringConvertible {
+    public var status: Int32
+    public var message: String
+
+    public init(status: Int32, _ message: String) {
+        self.status = status
+        self.message = message
+    }
+
+    /// A usage error: the command line asks for something unusable.
+    public static func usage(_ message: String) -> CommandFailure { CommandFailure(status: 2, message) }
+
+    /// The operation ran and failed.
+    public static func failed(_ message: String) -> CommandFailure { CommandFailure(status: 1, message) }
+
+    public var description: String { message }
+}
+
+/// Runs a root command with SPEC §7's exit statuses; ArgumentParser's own
+/// usage errors (status 64 by default) become 2.
+public func runMain<Root: ParsableCommand>(_ root: Root.Type, arguments: [String]? = nil) -> Never {
+    do {
+        var command = try root.parseAsRoot(arguments)
+        try command.run()
+        exit(0)
+    } catch let failure as CommandFailure {
+        if !failure.message.isEmpty { printError("\(invocationName()): \(failure.message)") }
+        exit(failure.status)
+    } catch {
+        let code = root.exitCode(for: error)
+        let message = root.fullMessage(for: error)
+        if code == .success {
+            print(message)
+            exit(0)
+        }
+        printError(message)
+        exit(code == .validationFailure ? 2 : code.rawValue)
+    }
+}
+
+public func printError(_ message: String) {
+    var text = message
+    if !text.hasSuffix("\n") { text += "\n" }
+    // Unbuffered write(2): no shared FILE* state, so no data race to reason about.
+    _ = text.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
+}
+
+private func invocationName() -> String {
+    FileSystem.baseName(of: CommandLine.arguments.first ?? "coap-fw")
+}
+
+/// `-v` flags shared by every command: warnings by default, `-v` info, `-vv` debug, `-vvv` trace.
+public struct VerbosityOptions: ParsableArguments {
+    @Flag(name: .shortAndLong, help: "More log output on stderr (repeat for more: -vv, -vvv).")
+    public var verbose: Int
+
+    public init() {}
+
+    public func bootstrap() {
+        let level: Logger.Level = [.warning, .info, .debug, .trace][min(verbose, 3)]
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }
+}
+
+/// Reads a file named by an option; failure is a usage error naming both.
+public func readArgumentFile(_ path: String, option: String, limit: Int = 1 << 20) throws -> [UInt8] {
+    do {
+        return try FileSystem.read(path, limit: limit)
+    } catch {
+        throw CommandFailure.usage("\(option) \(error.description)")
+    }
+}
+
+/// Loads trust anchors (PEM SPKI files). A file that does not parse is
+/// refused: trusting nothing or everything by accident is worse than stopping.
+public func loadTrustedKeys(_ paths: [String]) throws -> [PublicKey] {
+    guard !paths.isEmpty else { throw CommandFailure.usage("--trust: at least one public key file is required") }
+    return try paths.map { path in
+        let pem = try readArgumentFile(path, option: "--trust")
+        do {
+            return try PublicKey(pem: pem)
+        } catch let error as KeyError {
+            throw CommandFailure.usage("--trust \(path): \(error.description)")
+        }
+    }
+}
+
+/// Minimal JSON output for `--json` modes.
+public func jsonText(_ value: JSONValue) -> String {
+    String(decoding: JSONWriter.write(value), as: UTF8.self)
+}

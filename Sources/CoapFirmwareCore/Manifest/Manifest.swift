@@ -1,0 +1,189 @@
+/// The firmware manifest (SPEC §2): what a release is, for which device, and
+/// the digests its images must match. Format-neutral: `Manifest+CBOR` and
+/// `Manifest+JSON` read and write the two wire forms.
+///
+/// A `Manifest` is only data. Nothing acts on one before its signature holds:
+/// the signature verifier in `CoapFirmware` wraps it in a `VerifiedManifest`.
+public struct Manifest: Sendable, Equatable {
+    /// Manifests larger than this are refused unread (SPEC §2, issue #2).
+    public static let maxEncodedSize = 16 * 1024
+
+    public var manifestVersion: String
+    /// Creation time, seconds since the Unix epoch.
+    public var timestamp: Int64
+    public var manufacturer: String
+    public var model: String
+    public var firmwareVersion: FirmwareVersion
+    /// The single image (absent for a split image).
+    public var firmwareLocation: String?
+    public var firmwareDigests: [ImageDigest]?
+    public var firmwareSize: UInt64?
+    /// The manufacturer's newest public key (key rollover), if announced.
+    public var keyInfo: KeyInfo?
+    /// A split image, installed in order.
+    public var components: [Component]?
+    /// Keys a device must understand to accept this manifest, in the JSON spelling.
+    public var critical: [String]?
+
+    public init(
+        manifestVersion: String = "1.0", timestamp: Int64, manufacturer: String, model: String,
+        firmwareVersion: FirmwareVersion, firmwareLocation: String? = nil,
+        firmwareDigests: [ImageDigest]? = nil, firmwareSize: UInt64? = nil,
+        keyInfo: KeyInfo? = nil, components: [Component]? = nil, critical: [String]? = nil
+    ) {
+        self.manifestVersion = manifestVersion
+        self.timestamp = timestamp
+        self.manufacturer = manufacturer
+        self.model = model
+        self.firmwareVersion = firmwareVersion
+        self.firmwareLocation = firmwareLocation
+        self.firmwareDigests = firmwareDigests
+        self.firmwareSize = firmwareSize
+        self.keyInfo = keyInfo
+        self.components = components
+        self.critical = critical
+    }
+
+    /// The images to fetch and install, in order. A single image is one
+    /// component named after the last segment of its location (SPEC §6).
+    public var images: [Component] {
+        if let components { return components }
+        guard let location = firmwareLocation, let digests = firmwareDigests, let size = firmwareSize else { return [] }
+        return [Component(name: Manifest.lastSegment(of: location), location: location, size: size, digests: digests)]
+    }
+
+    /// Sum of image sizes, or nil if it overflows 64 bits.
+    public var totalImageSize: UInt64? {
+        var total: UInt64 = 0
+        for image in images {
+            let (sum, overflow) = total.addingReportingOverflow(image.size)
+            if overflow { return nil }
+            total = sum
+        }
+        return total
+    }
+
+    /// The last path segment of a URI reference, without query or fragment.
+    public static func lastSegment(of location: String) -> String {
+        var path = Substring(location)
+        if let cut = path.firstIndex(where: { $0 == "?" || $0 == "#" }) { path = path[..<cut] }
+        return String(path.split(separator: "/", omittingEmptySubsequences: false).last ?? "")
+    }
+
+    /// Names that are safe as one file name on any device file system:
+    /// letters, digits, `.`, `_`, `-`; not `.` or `..`; 1 to 64 bytes.
+    public static func isSafeName(_ name: String) -> Bool {
+        let utf8 = name.utf8
+        guard (1...64).contains(utf8.count), name != ".", name != ".." else { return false }
+        return utf8.allSatisfy { c in
+            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
+                || c == 0x2E || c == 0x5F || c == 0x2D
+        }
+    }
+}
+
+/// One image of a release: where to fetch it, its size and its digests.
+public struct Component: Sendable, Equatable {
+    public var name: String
+    public var location: String
+    public var size: UInt64
+    public var digests: [ImageDigest]
+
+    public init(name: String, location: String, size: UInt64, digests: [ImageDigest]) {
+        self.name = name
+        self.location = location
+        self.size = size
+        self.digests = digests
+    }
+}
+
+/// A digest algorithm a manifest may list (SPEC §2).
+public enum DigestAlgorithm: Sendable, Hashable, CaseIterable {
+    case sha256, sha384, sha512
+
+    /// The COSE algorithm identifier (RFC 9054 §2).
+    public var coseID: Int64 {
+        switch self {
+        case .sha256: return -16
+        case .sha384: return -43
+        case .sha512: return -44
+        }
+    }
+
+    /// The JSON manifest's name.
+    public var jsonName: String {
+        switch self {
+        case .sha256: return "sha256"
+        case .sha384: return "sha384"
+        case .sha512: return "sha512"
+        }
+    }
+
+    public var digestLength: Int {
+        switch self {
+        case .sha256: return 32
+        case .sha384: return 48
+        case .sha512: return 64
+        }
+    }
+
+    public init?(coseID: Int64) {
+        guard let found = Self.allCases.first(where: { $0.coseID == coseID }) else { return nil }
+        self = found
+    }
+
+    public init?(jsonName: String) {
+        guard let found = Self.allCases.first(where: { $0.jsonName == jsonName }) else { return nil }
+        self = found
+    }
+}
+
+/// One `{digestAlgo, hash}` entry of a `commitHash` list.
+public struct ImageDigest: Sendable, Equatable {
+    public var algorithm: DigestAlgorithm
+    public var value: [UInt8]
+
+    public init(algorithm: DigestAlgorithm, value: [UInt8]) {
+        self.algorithm = algorithm
+        self.value = value
+    }
+}
+
+/// A public key announced in `key-info` (COSE_Key in CBOR, JWK in JSON).
+public struct KeyInfo: Sendable, Equatable {
+    public enum Curve: String, Sendable {
+        /// NIST P-256, for ES256 (COSE crv 1, JWK "P-256").
+        case p256 = "P-256"
+        /// Ed25519, for EdDSA (COSE crv 6, JWK "Ed25519").
+        case ed25519 = "Ed25519"
+    }
+
+    public var curve: Curve
+    public var x: [UInt8]
+    /// The y coordinate (P-256 only).
+    public var y: [UInt8]?
+
+    public init(curve: Curve, x: [UInt8], y: [UInt8]? = nil) {
+        self.curve = curve
+        self.x = x
+        self.y = y
+    }
+}
+
+/// The manifest's fields: CBOR key, JSON name (SPEC §2).
+public enum ManifestField: Int64, Sendable, CaseIterable {
+    case manifestVersion = 1, timestamp, manufacturer, model, firmwareVersion, firmwareLocation,
+         firmwareCryptoInfo, keyInfo, firmwareSize, components, critical
+
+    public var jsonName: String {
+        switch self {
+        case .keyInfo: return "key-info"
+        default: return String(describing: self)
+        }
+    }
+
+    public init?(jsonName: String) {
+        guard let found = Self.allCases.first(where: { $0.jsonName == jsonName }) else { return nil }
+        self = found
+    }
+}

@@ -1,0 +1,3 @@
+import CoapFirmwareCLI
+
+runMain(ClientCommand.self)

@@ -1,0 +1,3 @@
+import CoapFirmwareCLI
+
+runMain(ServerCommand.self)
