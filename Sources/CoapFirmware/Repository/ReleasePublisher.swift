@@ -115,10 +115,9 @@ public struct ReleasePublisher {
                     for hasher in hashers { hasher.update(bufferPointer: chunk) }
                     size += UInt64(chunk.count)
                 }
-            } catch let error as FileSystemError {
-                throw .file(error)
             } catch {
-                throw .file(FileSystemError(path: image.path, reason: "\(error)"))
+                // An image that cannot be read is a bad argument, named by its option.
+                throw .invalidArgument(option: option, reason: "\(error)")
             }
             components.append(Component(
                 name: image.name, location: "\(options.version)/\(fileName)", size: size,

@@ -1,0 +1,38 @@
+# coap-fw: the two set-up commands of the README are `make demo` and `make test`.
+SWIFT ?= swift
+PYTHON ?= python3
+
+.PHONY: deps build release demo test unit interop vectors clean
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+# Main job end to end: install, build, keygen, publish a demo release, verify it.
+demo: release
+	scripts/demo.sh
+
+# The whole test suite: Swift unit tests, then interop tests against real
+# processes and independent implementations (pycose, cryptography).
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+	$(PYTHON) -m pytest -q Tests/interop
+
+unit: deps
+	$(SWIFT) test
+
+interop: build
+	$(PYTHON) -m pytest -q Tests/interop
+
+# Regenerate the independent test vectors (pycose, cbor2, cryptography).
+vectors: deps
+	$(PYTHON) Vectors/generate.py
+
+clean:
+	rm -rf .build demo
