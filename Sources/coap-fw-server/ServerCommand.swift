@@ -11,7 +11,7 @@ struct ServerCommand: ParsableCommand {
             A manufacturer creates a key once (keygen), signs each release into a \
             repository folder (publish), and a border router serves that folder.
             """,
-        subcommands: [Keygen.self, Publish.self]
+        subcommands: [Keygen.self, Publish.self, Serve.self]
     )
 }
 

@@ -1,0 +1,431 @@
+internal import CCoap
+#if canImport(Glibc)
+import Glibc
+#endif
+import CoapFirmwareCore
+import Logging
+
+/// Why the server could not start.
+public struct ServerError: Error, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// How `serve` runs (SPEC §4, §5, §7).
+public struct ServerConfiguration: Sendable {
+    public var repository: String
+    /// Plain CoAP endpoints; empty turns plain CoAP off.
+    public var listen: [EndpointSpec] = [EndpointSpec("[::]:5683")!, EndpointSpec("0.0.0.0:5683")!]
+    /// coaps endpoints, used when PSK or certificates are configured.
+    public var listenSecure: [EndpointSpec] = [EndpointSpec("coaps://[::]:5684")!, EndpointSpec("coaps://0.0.0.0:5684")!]
+    /// DTLS pre-shared keys by identity.
+    public var psk: [(identity: [UInt8], key: [UInt8])] = []
+    /// DTLS X.509: certificate and private key files (PEM), optional CA file.
+    public var certificateFile: String?
+    public var privateKeyFile: String?
+    public var caFile: String?
+    /// At most this many sessions at once; more get 5.03 (RFC 7252 §5.9.3.4).
+    public var maxSessions = 1000
+    /// Seconds after which an idle session is dropped.
+    public var idleTimeout = 300
+    /// Max-Age of manifest responses (RFC 7252 §5.10.5); Observe tells of changes sooner.
+    public var manifestMaxAge = 60
+    /// How often the repository is re-scanned for new releases.
+    public var rescanMilliseconds: UInt32 = 1000
+
+    public init(repository: String) { self.repository = repository }
+
+    public var usesDTLS: Bool { !psk.isEmpty || certificateFile != nil }
+}
+
+/// Serves a firmware repository over CoAP with libcoap (RFC 7252, block-wise
+/// RFC 7959, Observe RFC 7641, link format RFC 6690).
+///
+/// One thread owns the libcoap context (libcoap 4.3.1 is not thread-safe);
+/// callbacks find this object through `coap_set_app_data`. Bodies are
+/// memory-mapped files shared by all transfers; libcoap sends the blocks.
+/// The ETag is the content's SHA-256 prefix, so when libcoap drops and
+/// rebuilds a long transfer's body (about 93 s after it starts) the
+/// rebuilt body carries the same ETag and the client carries on.
+public final class FirmwareServer {
+    public let configuration: ServerConfiguration
+    let logger: Logger
+    private let context: OpaquePointer
+    private let root: String
+    private let router = RepositoryRouter()
+    private var files: [String: MappedFile] = [:]
+    private var fileUse: [String: Int64] = [:]
+    private var models: [String: ModelResources] = [:]
+    private var sessions = 0
+    private var pskStorage: [(identity: UnsafeMutablePointer<UInt8>, key: UnsafeMutablePointer<coap_bin_const_t>, count: Int)] = []
+    private var pkiStrings: [UnsafeMutablePointer<CChar>] = []
+    public private(set) var endpoints: [EndpointSpec] = []
+    private var stopRequested = false
+
+    /// The observable manifest resources of one model, and the manifest files' identities.
+    private struct ModelResources {
+        var resources: [OpaquePointer]
+        var identities: [FileIdentity?]
+    }
+
+    public init(configuration: ServerConfiguration, logger: Logger) throws(ServerError) {
+        self.configuration = configuration
+        self.logger = logger
+        guard let real = realpath(configuration.repository, nil) else {
+            throw ServerError("--repo \(configuration.repository): \(String(cString: strerror(errno)))")
+        }
+        root = String(cString: real)
+        free(real)
+        guard FileSystem.isDirectory(root) else { throw ServerError("--repo \(configuration.repository): not a directory") }
+
+        coap_startup()
+        coap_set_log_level(logger.logLevel <= .debug ? LOG_INFO : LOG_WARNING)
+        guard let context = coap_new_context(nil) else { throw ServerError("libcoap: cannot create a context") }
+        self.context = context
+        coap_set_app_data(context, Unmanaged.passUnretained(self).toOpaque())
+        // libcoap does block-wise transfer (RFC 7959); no SINGLE_BODY: bodies are ours, mapped.
+        coap_context_set_block_mode(context, UInt8(COAP_BLOCK_USE_LIBCOAP))
+        coap_context_set_max_idle_sessions(context, UInt32(max(1, configuration.maxSessions)))
+        coap_context_set_session_timeout(context, UInt32(max(1, configuration.idleTimeout)))
+        coap_register_event_handler(context, serverEventHandler)
+
+        do {
+            try setUpDTLS()
+            try setUpEndpoints()
+        } catch {
+            coap_free_context(context)
+            throw error
+        }
+
+        // Everything not registered below (images, unknown paths) goes to the unknown resource.
+        let unknown = coap_resource_unknown_init2(nil, 0)
+        coap_register_request_handler(unknown, COAP_REQUEST_GET, handleGet)
+        coap_add_resource(context, unknown)
+        rescan()
+    }
+
+    deinit {
+        coap_free_context(context)
+        for entry in pskStorage {
+            entry.identity.deallocate()
+            entry.key.deallocate()
+        }
+        for s in pkiStrings { free(s) }
+    }
+
+    private func setUpEndpoints() throws(ServerError) {
+        var specs = configuration.listen
+        if configuration.usesDTLS { specs += configuration.listenSecure }
+        guard !specs.isEmpty else { throw ServerError("no endpoint to listen on (plain CoAP is off and no DTLS is configured)") }
+        for spec in specs {
+            if spec.secure && !configuration.usesDTLS {
+                throw ServerError("--listen \(spec): coaps needs --psk-file or --cert")
+            }
+            guard var address = spec.resolve() else { throw ServerError("--listen \(spec): cannot resolve the address") }
+            guard coap_new_endpoint(context, &address, spec.secure ? COAP_PROTO_DTLS : COAP_PROTO_UDP) != nil else {
+                throw ServerError("--listen \(spec): cannot bind (\(String(cString: strerror(errno))))")
+            }
+            endpoints.append(spec)
+        }
+    }
+
+    private func setUpDTLS() throws(ServerError) {
+        guard configuration.usesDTLS else { return }
+        guard coap_dtls_is_supported() != 0 else { throw ServerError("this libcoap build has no DTLS") }
+        if !configuration.psk.isEmpty {
+            // libcoap keeps the pointers it is given: the buffers live as long as this server.
+            for entry in configuration.psk {
+                let identity = UnsafeMutablePointer<UInt8>.allocate(capacity: entry.identity.count + entry.key.count)
+                identity.initialize(from: entry.identity + entry.key, count: entry.identity.count + entry.key.count)
+                let key = UnsafeMutablePointer<coap_bin_const_t>.allocate(capacity: 1)
+                key.initialize(to: coap_bin_const_t(length: entry.key.count, s: UnsafePointer(identity + entry.identity.count)))
+                pskStorage.append((identity, key, entry.identity.count))
+            }
+            var setup = coap_dtls_spsk_t()
+            setup.version = UInt8(COAP_DTLS_SPSK_SETUP_VERSION)
+            setup.validate_id_call_back = pskLookup
+            setup.id_call_back_arg = Unmanaged.passUnretained(self).toOpaque()
+            setup.psk_info.key = pskStorage[0].key.pointee
+            guard coap_context_set_psk2(context, &setup) == 1 else { throw ServerError("libcoap: cannot set up PSK") }
+        }
+        if let cert = configuration.certificateFile {
+            guard let key = configuration.privateKeyFile else { throw ServerError("--cert needs --cert-key") }
+            let certC = strdup(cert)!, keyC = strdup(key)!
+            pkiStrings += [certC, keyC]
+            var setup = coap_dtls_pki_t()
+            setup.version = UInt8(COAP_DTLS_PKI_SETUP_VERSION)
+            setup.pki_key.key_type = COAP_PKI_KEY_PEM
+            setup.pki_key.key.pem.public_cert = UnsafePointer(certC)
+            setup.pki_key.key.pem.private_key = UnsafePointer(keyC)
+            if let ca = configuration.caFile {
+                let caC = strdup(ca)!
+                pkiStrings.append(caC)
+                setup.pki_key.key.pem.ca_file = UnsafePointer(caC)
+                setup.verify_peer_cert = 1
+                setup.check_common_ca = 1
+            }
+            guard coap_context_set_pki(context, &setup) == 1 else {
+                throw ServerError("--cert \(cert) / --cert-key \(key): libcoap could not load them")
+            }
+        }
+    }
+
+    /// The key for a PSK identity, or nil to refuse the handshake.
+    fileprivate func pskKey(identity: [UInt8]) -> UnsafePointer<coap_bin_const_t>? {
+        for entry in pskStorage where entry.count == identity.count {
+            if constantTimeEquals(UnsafeBufferPointer(start: entry.identity, count: entry.count), identity) {
+                return UnsafePointer(entry.key)
+            }
+        }
+        logger.warning("DTLS: unknown PSK identity \(String(decoding: identity, as: UTF8.self))")
+        return nil
+    }
+
+    /// Runs until `stop()` or `shouldStop()` says so.
+    public func run(shouldStop: () -> Bool = { false }) {
+        var lastScan = monotonicMilliseconds()
+        while !stopRequested && !shouldStop() {
+            let result = coap_io_process(context, configuration.rescanMilliseconds)
+            if result < 0 {
+                logger.error("libcoap I/O processing failed; stopping")
+                break
+            }
+            let now = monotonicMilliseconds()
+            if now - lastScan >= Int64(configuration.rescanMilliseconds) {
+                lastScan = now
+                rescan()
+            }
+        }
+        logger.info("shutting down")
+    }
+
+    public func stop() { stopRequested = true }
+
+    // MARK: Repository scanning and Observe
+
+    /// Finds models, registers their observable manifest resources, and
+    /// notifies observers of manifests that changed (RFC 7641 §3.2).
+    func rescan() {
+        let firmware = "\(root)/.well-known/firmware"
+        for manufacturer in listDirectory(firmware) where RepositoryRouter.isPlainSegment(manufacturer) {
+            for model in listDirectory("\(firmware)/\(manufacturer)") where RepositoryRouter.isPlainSegment(model) {
+                let key = "\(manufacturer)/\(model)"
+                let dir = "\(firmware)/\(key)"
+                let identities = ManifestFormat.allCases.map { FileIdentity.of("\(dir)/\($0.fileName)") }
+                if var known = models[key] {
+                    if known.identities != identities {
+                        known.identities = identities
+                        models[key] = known
+                        logger.info("new manifest for \(key); notifying observers")
+                        for resource in known.resources { coap_resource_notify_observers(resource, nil) }
+                    }
+                } else if identities.contains(where: { $0 != nil }) {
+                    models[key] = ModelResources(resources: registerManifestResources(manufacturer: manufacturer, model: model),
+                                                 identities: identities)
+                    logger.debug("serving manifests of \(key)")
+                }
+            }
+        }
+        // Forget mappings nobody asked for in a while; transfers keep their own references.
+        let now = monotonicMilliseconds()
+        for (path, used) in fileUse where now - used > 300_000 {
+            files[path] = nil
+            fileUse[path] = nil
+        }
+    }
+
+    private func registerManifestResources(manufacturer: String, model: String) -> [OpaquePointer] {
+        var resources: [OpaquePointer] = []
+        for prefix in ["firmware", "manifest"] {
+            for (name, ct) in [("manifest.cbor", "18"), ("manifest.json", "50"), ("manifest", "\"18 50\"")] {
+                let path = ".well-known/\(prefix)/\(manufacturer)/\(model)/\(name)"
+                guard let resource = coap_resource_init(newStrConst(path), Int32(COAP_RESOURCE_FLAGS_RELEASE_URI | COAP_RESOURCE_FLAGS_NOTIFY_CON)) else { continue }
+                coap_register_request_handler(resource, COAP_REQUEST_GET, handleGet)
+                coap_resource_set_get_observable(resource, 1)
+                let release = Int32(COAP_ATTR_FLAGS_RELEASE_NAME | COAP_ATTR_FLAGS_RELEASE_VALUE)
+                coap_add_attr(resource, newStrConst("rt"), newStrConst("\"firmware.manifest\""), release)
+                coap_add_attr(resource, newStrConst("ct"), newStrConst(ct), release)
+                coap_add_resource(context, resource)
+                resources.append(resource)
+            }
+        }
+        return resources
+    }
+
+    // MARK: Requests
+
+    fileprivate func serve(resource: OpaquePointer?, session: OpaquePointer?, request: OpaquePointer?,
+                           query: UnsafePointer<coap_string_t>?, response: OpaquePointer?) {
+        guard let request, let response, let session else { return }
+        if sessions > configuration.maxSessions {
+            coap_pdu_set_code(response, COAP_RESPONSE_CODE_SERVICE_UNAVAILABLE)
+            return
+        }
+        guard let segments = uriPath(request) else {
+            coap_pdu_set_code(response, COAP_RESPONSE_CODE_NOT_FOUND)
+            return
+        }
+        var accept: UInt16?
+        var iterator = coap_opt_iterator_t()
+        if let option = coap_check_option(request, coap_option_num_t(COAP_OPTION_ACCEPT), &iterator) {
+            accept = UInt16(truncatingIfNeeded: coap_decode_var_bytes(coap_opt_value(option), Int(coap_opt_length(option))))
+        }
+        let peer = describeAddress(coap_session_get_addr_remote(session))
+        let path = "/" + segments.joined(separator: "/")
+        switch router.route(segments: segments, accept: accept) {
+        case .notFound:
+            logger.debug("\(peer) GET \(path): 4.04")
+            coap_pdu_set_code(response, COAP_RESPONSE_CODE_NOT_FOUND)
+        case .notAcceptable:
+            logger.debug("\(peer) GET \(path): 4.06 (Accept \(accept.map(String.init) ?? "-"))")
+            coap_pdu_set_code(response, COAP_RESPONSE_CODE_NOT_ACCEPTABLE)
+        case .file(let relative, let contentFormat, let kind):
+            guard let file = mappedFile("\(root)/\(relative)") else {
+                logger.debug("\(peer) GET \(path): 4.04 (no file)")
+                coap_pdu_set_code(response, COAP_RESPONSE_CODE_NOT_FOUND)
+                return
+            }
+            var block = coap_block_b_t()
+            let blockSize = coap_get_block_b(session, request, coap_option_num_t(COAP_OPTION_BLOCK2), &block) == 1
+                ? 1 << (block.szx + 4) : 1024
+            let record = TransferRecord(server: self, file: file, peer: peer, path: path, blockSize: Int(blockSize),
+                                        firstBlock: Int(block.num))
+            let maxAge: Int32 = kind == .image ? -1 : Int32(configuration.manifestMaxAge)
+            coap_pdu_set_code(response, COAP_RESPONSE_CODE_CONTENT)
+            let data = file.base?.assumingMemoryBound(to: UInt8.self) ?? emptyBody
+            let ok = coap_add_data_large_response(
+                resource, session, request, response, query, contentFormat, maxAge, file.etag,
+                file.count, data, releaseTransfer, Unmanaged.passRetained(record).toOpaque())
+            if ok != 1 {
+                logger.warning("\(peer) GET \(path): libcoap refused the response body")
+                coap_pdu_set_code(response, COAP_RESPONSE_CODE_INTERNAL_ERROR)
+            }
+        }
+    }
+
+    /// The request's Uri-Path segments (RFC 7252 §5.10.1), nil if one is not UTF-8.
+    private func uriPath(_ request: OpaquePointer) -> [String]? {
+        var filter = coap_opt_filter_t()
+        coap_option_filter_clear(&filter)
+        coap_option_filter_set(&filter, coap_option_num_t(COAP_OPTION_URI_PATH))
+        var iterator = coap_opt_iterator_t()
+        guard coap_option_iterator_init(request, &iterator, &filter) != nil else { return [] }
+        var segments: [String] = []
+        while let option = coap_option_next(&iterator) {
+            let bytes = UnsafeBufferPointer(start: coap_opt_value(option), count: Int(coap_opt_length(option)))
+            guard let segment = String(validating: bytes, as: UTF8.self) else { return nil }
+            segments.append(segment)
+        }
+        return segments
+    }
+
+    /// The mapping of a file inside the repository, refreshed when the file
+    /// changes; nil for anything that is not a regular file inside the root
+    /// once symlinks are resolved.
+    private func mappedFile(_ path: String) -> MappedFile? {
+        guard let real = realpath(path, nil) else { return nil }
+        let resolved = String(cString: real)
+        free(real)
+        guard resolved.hasPrefix(root == "/" ? "/" : root + "/") else {
+            logger.warning("refusing \(path): resolves outside the repository (\(resolved))")
+            return nil
+        }
+        fileUse[resolved] = monotonicMilliseconds()
+        guard let identity = FileIdentity.of(resolved) else { return nil }
+        if let cached = files[resolved], cached.identity == identity { return cached }
+        guard let file = MappedFile(path: resolved) else { return nil }
+        files[resolved] = file
+        return file
+    }
+
+    fileprivate func sessionEvent(_ event: coap_event_t) {
+        switch event {
+        case COAP_EVENT_SERVER_SESSION_NEW: sessions += 1
+        case COAP_EVENT_SERVER_SESSION_DEL: sessions = max(0, sessions - 1)
+        default: break
+        }
+    }
+}
+
+/// One body handed to libcoap: keeps the mapping alive and logs when released.
+final class TransferRecord {
+    unowned let server: FirmwareServer
+    let file: MappedFile
+    let peer: String
+    let path: String
+    let blockSize: Int
+    let firstBlock: Int
+    let started = monotonicMilliseconds()
+
+    init(server: FirmwareServer, file: MappedFile, peer: String, path: String, blockSize: Int, firstBlock: Int) {
+        self.server = server
+        self.file = file
+        self.peer = peer
+        self.path = path
+        self.blockSize = blockSize
+        self.firstBlock = firstBlock
+    }
+}
+
+// Never written after initialization: a one-byte placeholder for empty bodies.
+nonisolated(unsafe) private let emptyBody: UnsafePointer<UInt8> = {
+    let p = UnsafeMutablePointer<UInt8>.allocate(capacity: 1)
+    p.initialize(to: 0)
+    return UnsafePointer(p)
+}()
+
+private func server(of session: OpaquePointer?) -> FirmwareServer? {
+    guard let session, let context = coap_session_get_context(session), let data = coap_get_app_data(context) else { return nil }
+    return Unmanaged<FirmwareServer>.fromOpaque(data).takeUnretainedValue()
+}
+
+private let handleGet: coap_method_handler_t = { resource, session, request, query, response in
+    server(of: session)?.serve(resource: resource, session: session, request: request, query: query, response: response)
+}
+
+private let releaseTransfer: coap_release_large_data_t = { _, pointer in
+    guard let pointer else { return }
+    let record = Unmanaged<TransferRecord>.fromOpaque(pointer).takeRetainedValue()
+    let elapsed = Double(monotonicMilliseconds() - record.started) / 1000
+    // libcoap releases a body when its block-transfer state ends (the last
+    // block sent and the state timed out, or the session went away); the
+    // time is from the request that created the body to that release.
+    record.server.logger.info(
+        "transfer \(record.peer) \(record.path): \(record.file.count) bytes, block \(record.blockSize), from block \(record.firstBlock), body held \(elapsed) s, etag \(String(record.file.etag, radix: 16))")
+}
+
+private let serverEventHandler: coap_event_handler_t = { session, event in
+    server(of: session)?.sessionEvent(event)
+    return 0
+}
+
+private let pskLookup: coap_dtls_id_callback_t = { identity, _, arg in
+    guard let identity, let arg else { return nil }
+    let server = Unmanaged<FirmwareServer>.fromOpaque(arg).takeUnretainedValue()
+    let bytes = Array(UnsafeBufferPointer(start: identity.pointee.s, count: identity.pointee.length))
+    return server.pskKey(identity: bytes)
+}
+
+/// A libcoap-owned copy of a string (freed by libcoap with the RELEASE flags).
+private func newStrConst(_ text: String) -> UnsafeMutablePointer<coap_str_const_t> {
+    let bytes = Array(text.utf8)
+    return coap_new_str_const(bytes, bytes.count)
+}
+
+private func listDirectory(_ path: String) -> [String] {
+    guard let dir = opendir(path) else { return [] }
+    defer { closedir(dir) }
+    var names: [String] = []
+    while let entry = readdir(dir) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        if name != "." && name != ".." { names.append(name) }
+    }
+    return names.sorted()
+}
+
+func monotonicMilliseconds() -> Int64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+}

@@ -1,0 +1,80 @@
+internal import CCoap
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A UDP endpoint address given on a command line: `HOST:PORT`, `[IPv6]:PORT`,
+/// optionally prefixed by `coap://` or `coaps://`.
+public struct EndpointSpec: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: UInt16
+    public var secure: Bool
+
+    public init(host: String, port: UInt16, secure: Bool) {
+        self.host = host
+        self.port = port
+        self.secure = secure
+    }
+
+    /// Parses `text`; `defaultPort` applies when no port is given.
+    public init?(_ text: String, defaultSecure: Bool = false) {
+        var rest = Substring(text)
+        var secure = defaultSecure
+        if rest.hasPrefix("coaps://") { secure = true; rest = rest.dropFirst(8) }
+        else if rest.hasPrefix("coap://") { secure = false; rest = rest.dropFirst(7) }
+        if rest.hasSuffix("/") { rest = rest.dropLast() }
+        var host: Substring
+        var portText: Substring?
+        if rest.hasPrefix("[") {
+            guard let close = rest.firstIndex(of: "]") else { return nil }
+            host = rest[rest.index(after: rest.startIndex)..<close]
+            let after = rest[rest.index(after: close)...]
+            if after.hasPrefix(":") { portText = after.dropFirst() } else if !after.isEmpty { return nil }
+        } else if let colon = rest.lastIndex(of: ":"), rest.firstIndex(of: ":") == colon {
+            host = rest[..<colon]
+            portText = rest[rest.index(after: colon)...]
+        } else {
+            host = rest
+        }
+        guard !host.isEmpty else { return nil }
+        var port: UInt16 = secure ? 5684 : 5683
+        if let portText {
+            guard let p = UInt16(portText) else { return nil }
+            port = p
+        }
+        self.init(host: String(host), port: port, secure: secure)
+    }
+
+    public var description: String {
+        let h = host.contains(":") ? "[\(host)]" : host
+        return "\(secure ? "coaps" : "coap")://\(h):\(port)"
+    }
+
+    /// Resolves to one socket address (numeric hosts, or names via getaddrinfo).
+    func resolve() -> coap_address_t? {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_DGRAM.rawValue)
+        hints.ai_flags = AI_PASSIVE
+        var result: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, String(port), &hints, &result) == 0, let first = result else { return nil }
+        defer { freeaddrinfo(result) }
+        var address = coap_address_t()
+        coap_address_init(&address)
+        let length = Int(first.pointee.ai_addrlen)
+        guard length <= MemoryLayout.size(ofValue: address.addr) else { return nil }
+        withUnsafeMutableBytes(of: &address.addr) { raw in
+            raw.copyMemory(from: UnsafeRawBufferPointer(start: first.pointee.ai_addr, count: length))
+        }
+        address.size = socklen_t(length)
+        return address
+    }
+}
+
+/// Renders a libcoap address as `[::1]:5683` / `127.0.0.1:5683`.
+func describeAddress(_ address: UnsafePointer<coap_address_t>?) -> String {
+    guard let address else { return "?" }
+    var buffer = [UInt8](repeating: 0, count: 80)
+    let n = coap_print_addr(address, &buffer, buffer.count)
+    return String(decoding: buffer.prefix(n), as: UTF8.self)
+}
