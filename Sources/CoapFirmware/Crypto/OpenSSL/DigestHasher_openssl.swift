@@ -61,20 +61,26 @@ extension DigestAlgorithm {
 public final class ImageVerifier {
     public let expected: Component
     private let hashers: [DigestHasher]
+    /// SHA-256 is always computed (the device records it), listed or not.
+    private let sha256: DigestHasher
     public private(set) var bytesSeen: UInt64 = 0
 
     public init(_ component: Component) {
         expected = component
         hashers = component.digests.map { DigestHasher($0.algorithm) }
+        sha256 = DigestHasher(.sha256)
     }
 
     public func update(bufferPointer: UnsafeRawBufferPointer) {
         for hasher in hashers { hasher.update(bufferPointer: bufferPointer) }
+        sha256.update(bufferPointer: bufferPointer)
         bytesSeen += UInt64(bufferPointer.count)
     }
 
-    /// Checks size, then every digest in constant time; throws the first mismatch.
-    public func finish() throws(ManifestError) {
+    /// Checks size, then every digest in constant time; throws the first
+    /// mismatch, or returns the image's SHA-256.
+    @discardableResult
+    public func finish() throws(ManifestError) -> [UInt8] {
         guard bytesSeen == expected.size else {
             throw .digestMismatch(image: expected.name, reason: "size is \(bytesSeen) bytes, the manifest says \(expected.size)")
         }
@@ -83,5 +89,6 @@ public final class ImageVerifier {
                 throw .digestMismatch(image: expected.name, reason: "\(digest.algorithm.jsonName) digest does not match the manifest")
             }
         }
+        return sha256.finalize()
     }
 }

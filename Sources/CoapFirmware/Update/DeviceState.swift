@@ -1,0 +1,243 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CoapFirmwareCore
+
+/// The state folder of a device (SPEC §6):
+///
+///     installed -> releases/<id>    symlink, switched atomically by rename(2)
+///     releases/<id>/<name>          the installed images
+///     releases/<id>/manifest.cbor   the signed manifest as received (or .json)
+///     releases/<id>/release.json    version, timestamp, components (name, size, sha256, path)
+///     staging/<name>.part           images being downloaded
+///     staging/resume.json           where an interrupted download stops
+///     lock                          flock(2): one updater at a time
+///
+/// Installing builds a complete release folder, fsyncs it, then replaces
+/// the `installed` symlink with one rename: a power cut leaves either the
+/// old release or the new one installed, never a mix.
+public final class DeviceState {
+    public let root: String
+    private var lockFD: Int32 = -1
+
+    public init(root: String) throws(FileSystemError) {
+        self.root = root.count > 1 && root.hasSuffix("/") ? String(root.dropLast()) : root
+        try FileSystem.makeDirectories("\(self.root)/staging")
+        try FileSystem.makeDirectories("\(self.root)/releases")
+    }
+
+    deinit { if lockFD >= 0 { close(lockFD) } }
+
+    /// Takes the state folder's lock; fails if another updater holds it.
+    public func lock() throws(FileSystemError) {
+        let fd = open("\(root)/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw .errno("\(root)/lock", "cannot open") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw FileSystemError(path: "\(root)/lock", reason: "another coap-fw-client is updating this state folder")
+        }
+        lockFD = fd
+    }
+
+    public var stagingDirectory: String { "\(root)/staging" }
+    public func stagingPath(_ name: String) -> String { "\(root)/staging/\(name).part" }
+    public var installedDirectory: String { "\(root)/installed" }
+
+    // MARK: Installed release
+
+    /// What is installed, as recorded at install time.
+    public struct Record: Sendable, Equatable {
+        public struct Image: Sendable, Equatable {
+            public var name: String
+            public var size: UInt64
+            public var sha256: [UInt8]
+            public var path: String
+        }
+
+        public var version: FirmwareVersion
+        public var timestamp: Int64
+        public var manufacturer: String
+        public var model: String
+        public var components: [Image]
+
+        public var release: InstalledRelease { InstalledRelease(version: version, timestamp: timestamp) }
+
+        public var json: JSONValue {
+            .object([
+                ("version", .string(version.description)), ("timestamp", .string(RFC3339.format(timestamp))),
+                ("manufacturer", .string(manufacturer)), ("model", .string(model)),
+                ("components", .array(components.map { c in
+                    .object([("name", .string(c.name)), ("size", .number(String(c.size))),
+                             ("sha256", .string(Hex.encode(c.sha256))), ("path", .string(c.path))])
+                })),
+            ])
+        }
+
+        init(json: JSONValue) throws(ManifestError) {
+            func fail(_ why: String) -> ManifestError { .badManifest(field: "release.json", reason: why) }
+            guard case .object(let m) = json else { throw fail("not an object") }
+            func string(_ k: String) throws(ManifestError) -> String {
+                guard case .string(let s)? = m.first(where: { $0.key == k })?.value else { throw fail("missing \(k)") }
+                return s
+            }
+            guard let v = FirmwareVersion(try string("version")) else { throw fail("bad version") }
+            guard let t = RFC3339.parse(try string("timestamp")) else { throw fail("bad timestamp") }
+            version = v
+            timestamp = t
+            manufacturer = try string("manufacturer")
+            model = try string("model")
+            guard case .array(let list)? = m.first(where: { $0.key == "components" })?.value else { throw fail("missing components") }
+            var images: [Image] = []
+            for item in list {
+                guard case .object(let c) = item,
+                      case .string(let name)? = c.first(where: { $0.key == "name" })?.value,
+                      let size = c.first(where: { $0.key == "size" })?.value.uint64,
+                      case .string(let hex)? = c.first(where: { $0.key == "sha256" })?.value,
+                      let sha = Hex.decodeLowercase(hex),
+                      case .string(let path)? = c.first(where: { $0.key == "path" })?.value
+                else { throw fail("bad component") }
+                images.append(Image(name: name, size: size, sha256: sha, path: path))
+            }
+            components = images
+        }
+
+        init(version: FirmwareVersion, timestamp: Int64, manufacturer: String, model: String, components: [Image]) {
+            self.version = version
+            self.timestamp = timestamp
+            self.manufacturer = manufacturer
+            self.model = model
+            self.components = components
+        }
+    }
+
+    /// The installed release, nil on a device with nothing installed yet.
+    /// A record that exists but cannot be read is an error, not "nothing":
+    /// treating it as empty would switch rollback protection off.
+    public func installed() throws(ManifestError) -> Record? {
+        let path = "\(installedDirectory)/release.json"
+        guard FileSystem.exists(installedDirectory) else { return nil }
+        let bytes: [UInt8]
+        do {
+            bytes = try FileSystem.read(path, limit: 1 << 20)
+        } catch {
+            throw .badManifest(field: "release.json", reason: "\(path): \(error.reason)")
+        }
+        do {
+            return try Record(json: JSONParser.parse(bytes))
+        } catch let error as ManifestError {
+            throw error
+        } catch {
+            throw .badManifest(field: "release.json", reason: "\(path): \(error)")
+        }
+    }
+
+    /// Installs the staged images of a verified manifest (SPEC §6).
+    public func install(_ verified: VerifiedManifest, sha256: [[UInt8]]) throws(FileSystemError) -> Record {
+        let manifest = verified.manifest
+        let id = "\(manifest.firmwareVersion)-\(manifest.timestamp)-\(getpid())-\(monotonicMilliseconds())"
+        let building = "\(root)/releases/.\(id).tmp"
+        let final = "\(root)/releases/\(id)"
+        try FileSystem.removeTree(building)
+        try FileSystem.makeDirectories(building)
+        var images: [Record.Image] = []
+        for (component, digest) in zip(manifest.images, sha256) {
+            let staged = stagingPath(component.name)
+            try syncFile(staged)
+            guard rename(staged, "\(building)/\(component.name)") == 0 else { throw .errno(staged, "cannot move into \(building)") }
+            images.append(Record.Image(name: component.name, size: component.size, sha256: digest,
+                                       path: "\(installedDirectory)/\(component.name)"))
+        }
+        let record = Record(version: manifest.firmwareVersion, timestamp: manifest.timestamp,
+                            manufacturer: manifest.manufacturer, model: manifest.model, components: images)
+        try FileSystem.atomicWrite("\(building)/\(verified.format.fileName)", verified.envelope)
+        try FileSystem.atomicWrite("\(building)/release.json", JSONWriter.write(record.json))
+        try FileSystem.syncDirectory(building)
+        guard rename(building, final) == 0 else { throw .errno(final, "cannot rename \(building) to") }
+        try FileSystem.syncDirectory("\(root)/releases")
+
+        // The switch: a new symlink renamed over the old one.
+        let previous = currentReleaseName()
+        let link = "\(root)/.installed.tmp"
+        unlink(link)
+        guard symlink("releases/\(id)", link) == 0 else { throw .errno(link, "cannot create symlink") }
+        guard rename(link, installedDirectory) == 0 else { throw .errno(installedDirectory, "cannot switch") }
+        try FileSystem.syncDirectory(root)
+
+        if let previous, previous != id { try? FileSystem.removeTree("\(root)/releases/\(previous)") }
+        clearResume()
+        return record
+    }
+
+    /// Removes leftovers of an interrupted install (half-built release folders,
+    /// releases no longer installed); the installed one is never touched.
+    public func cleanUp() {
+        let current = currentReleaseName()
+        guard let dir = opendir("\(root)/releases") else { return }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != "." && name != ".." && name != current { names.append(name) }
+        }
+        closedir(dir)
+        for name in names { try? FileSystem.removeTree("\(root)/releases/\(name)") }
+        unlink("\(root)/.installed.tmp")
+    }
+
+    private func currentReleaseName() -> String? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let n = readlink(installedDirectory, &buffer, buffer.count - 1)
+        guard n > 0 else { return nil }
+        let target = String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return target.hasPrefix("releases/") ? String(target.dropFirst(9)) : nil
+    }
+
+    // MARK: Resume
+
+    /// Where a download stopped: the manifest it belongs to (its canonical
+    /// digest), the component, the durable offset and the transfer's ETag.
+    public struct ResumeRecord: Sendable, Equatable {
+        public var manifestID: String
+        public var component: Int
+        public var offset: UInt64
+        public var blockSize: Int
+        public var etag: ETag?
+    }
+
+    public func loadResume() -> ResumeRecord? {
+        guard let bytes = try? FileSystem.read("\(stagingDirectory)/resume.json", limit: 4096),
+              case .object(let m)? = try? JSONParser.parse(bytes),
+              case .string(let id)? = m.first(where: { $0.key == "manifest" })?.value,
+              let component = m.first(where: { $0.key == "component" })?.value.uint64,
+              let offset = m.first(where: { $0.key == "offset" })?.value.uint64,
+              let block = m.first(where: { $0.key == "blockSize" })?.value.uint64
+        else { return nil }
+        var etag: ETag?
+        if case .string(let hex)? = m.first(where: { $0.key == "etag" })?.value, let bytes = Hex.decodeLowercase(hex) {
+            etag = ETag(bytes)
+        }
+        return ResumeRecord(manifestID: id, component: Int(component), offset: offset, blockSize: Int(block), etag: etag)
+    }
+
+    /// Records a resume point. The staged bytes up to `offset` are fsynced
+    /// first, so the record never claims more than the disk holds.
+    public func saveResume(_ record: ResumeRecord, stagedFile: String) throws(FileSystemError) {
+        try syncFile(stagedFile)
+        var members: [(key: String, value: JSONValue)] = [
+            ("manifest", .string(record.manifestID)), ("component", .number(String(record.component))),
+            ("offset", .number(String(record.offset))), ("blockSize", .number(String(record.blockSize))),
+        ]
+        if let etag = record.etag { members.append(("etag", .string(Hex.encode(etag.bytes)))) }
+        try FileSystem.atomicWrite("\(stagingDirectory)/resume.json", JSONWriter.write(.object(members)))
+    }
+
+    public func clearResume() {
+        unlink("\(stagingDirectory)/resume.json")
+    }
+
+    private func syncFile(_ path: String) throws(FileSystemError) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .errno(path, "cannot open") }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw .errno(path, "cannot fsync") }
+    }
+}

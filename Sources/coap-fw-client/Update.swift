@@ -1,0 +1,220 @@
+import CoapFirmwareCLI
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Update: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Find a firmware server, verify the manifest, download and install the update.",
+        discussion: """
+            Discovery (SPEC §4): first the local server coap://_firmware.<domain>/.well-known/firmware/<m>/<model>/manifest.cbor \
+            (domain from --domain or /etc/resolv.conf), then --origin. A server that is unreachable, times out, answers \
+            with an error or serves a manifest or image that fails validation is skipped for the next one.
+
+            --origin takes a full manifest URI, or just coap://host[:port] for the standard path.
+            --resolve HOST:ADDR[:PORT] maps a host name to an address (and port), like curl's.
+            Exit status: 0 updated or up-to-date, 1 failed or rejected, 2 usage error.
+            """)
+
+    @Option(help: "Trusted public key (PEM SPKI); repeat to trust several.")
+    var trust: [String] = []
+
+    @Option(help: "This device's manufacturer.")
+    var manufacturer: String
+
+    @Option(help: "This device's model.")
+    var model: String
+
+    @Option(help: "State folder: installed firmware, staging slot, resume data.")
+    var state: String
+
+    @Option(help: "Local domain for discovery (default: /etc/resolv.conf's domain or first search entry).")
+    var domain: String?
+
+    @Option(help: "The manufacturer's origin server (coap:// or coaps:// URI).")
+    var origin: String?
+
+    @Option(help: "Manifest format to ask for: cbor (COSE_Sign1) or json (JWS).")
+    var format: String = "cbor"
+
+    @Option(name: .customLong("block-size"), help: "Block2 size in bytes: 16, 32, 64, 128, 256, 512 or 1024.")
+    var blockSize = 1024
+
+    @Option(help: ArgumentHelp("Map a host name to an address, like curl (repeat).", valueName: "HOST:ADDR[:PORT]"))
+    var resolve: [String] = []
+
+    @Option(name: .customLong("slot-size"), help: "Staging slot capacity in bytes (default: unlimited).")
+    var slotSize: UInt64?
+
+    @Option(help: "Seconds to wait without progress at one server before moving on.")
+    var timeout: Double = 30
+
+    @Option(name: .customLong("psk-file"), help: ArgumentHelp("DTLS key for coaps:// ('identity:hexkey'; the first line is used).", valueName: "FILE"))
+    var pskFile: String?
+
+    @Flag(help: "Print one JSON object (SPEC §7) instead of text.")
+    var json = false
+
+    @OptionGroup var verbosity: VerbosityOptions
+
+    func run() throws {
+        verbosity.bootstrap()
+        var logger = Logger(label: "coap-fw-client")
+        logger.logLevel = [.warning, .info, .debug, .trace][min(verbosity.verbose, 3)]
+
+        guard let format = ManifestFormat(rawValue: format.lowercased()) else {
+            throw CommandFailure.usage("--format \(self.format): expected cbor or json")
+        }
+        guard BlockSize.szx(for: blockSize) != nil else {
+            throw CommandFailure.usage("--block-size \(blockSize): expected 16, 32, 64, 128, 256, 512 or 1024")
+        }
+        guard timeout > 0 else { throw CommandFailure.usage("--timeout \(timeout): must be more than 0 seconds") }
+        var options = UpdateOptions(trustedKeys: try loadTrustedKeys(trust), manufacturer: manufacturer, model: model,
+                                    stateDirectory: state)
+        options.format = format
+        options.blockSize = blockSize
+        options.slotSize = slotSize
+        options.timeout = timeout
+        if let domain {
+            guard !domain.isEmpty, !domain.contains("/"), !domain.contains(" ") else { throw CommandFailure.usage("--domain \(domain): not a domain name") }
+            options.domain = domain
+        }
+        if let origin {
+            guard let uri = CoapURI(origin) else { throw CommandFailure.usage("--origin \(origin): expected a coap:// or coaps:// URI") }
+            options.origin = uri
+        }
+        for entry in resolve {
+            guard let mapping = parseResolve(entry) else {
+                throw CommandFailure.usage("--resolve \(entry): expected HOST:ADDR[:PORT], e.g. _firmware.lan:127.0.0.1:5683 or host:[::1]:5683")
+            }
+            options.resolve[mapping.host] = (mapping.address, mapping.port)
+        }
+        if let pskFile {
+            let entries = try readClientPSK(pskFile)
+            options.psk = entries
+        }
+        if options.domain == nil && options.origin == nil && Updater.resolvConfDomain() == nil {
+            throw CommandFailure.usage("no server to ask: give --origin, or --domain (no domain in /etc/resolv.conf)")
+        }
+
+        let bar = ProgressBar(enabled: !json && isatty(1) == 1)
+        let report: UpdateReport
+        do {
+            report = try Updater(options: options, logger: logger, progress: bar.update).run()
+        } catch {
+            throw CommandFailure.failed("--state \(state): \(error.description)")
+        }
+        bar.finish()
+        if json {
+            print(jsonText(report.json))
+        } else {
+            switch report.result {
+            case .updated:
+                print("updated to \(report.version ?? "?") from \(report.source ?? "?") (\(report.bytesTransferred) image bytes fetched)")
+            case .upToDate:
+                print("up to date: \(report.version ?? "?") (\(report.source ?? "?"))")
+            default:
+                for a in report.attempts { printError("  \(a.uri): \(a.result.rawValue)\(a.reason.map { ": \($0)" } ?? "")") }
+                printError("coap-fw-client: \(report.result.rawValue)\(report.reason.map { ": \($0)" } ?? "")")
+            }
+        }
+        if report.result.exitStatus != 0 { throw CommandFailure(status: report.result.exitStatus, "") }
+    }
+}
+
+/// `HOST:ADDR[:PORT]`, ADDR may be `[IPv6]`.
+func parseResolve(_ text: String) -> (host: String, address: String, port: UInt16?)? {
+    guard let colon = text.firstIndex(of: ":") else { return nil }
+    let host = String(text[..<colon]).lowercased()
+    let rest = text[text.index(after: colon)...]
+    guard !host.isEmpty, let spec = EndpointSpec(String(rest)) else { return nil }
+    let hasPort = rest.hasPrefix("[") ? rest.contains("]:") : rest.contains(":")
+    return (host, spec.host, hasPort ? spec.port : nil)
+}
+
+func readClientPSK(_ path: String) throws -> (identity: [UInt8], key: [UInt8]) {
+    let text = String(decoding: try readArgumentFile(path, option: "--psk-file"), as: UTF8.self)
+    for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        let line = raw.filter { $0 != "\r" }
+        if line.isEmpty || line.hasPrefix("#") { continue }
+        guard let colon = line.lastIndex(of: ":"), colon != line.startIndex,
+              let key = Hex.decode(String(line[line.index(after: colon)...])), !key.isEmpty
+        else { throw CommandFailure.usage("--psk-file \(path):\(number + 1): expected identity:hexkey") }
+        return (Array(line[..<colon].utf8), key)
+    }
+    throw CommandFailure.usage("--psk-file \(path): no key")
+}
+
+/// A one-line progress bar on a terminal: bytes, percent, rate, ETA.
+final class ProgressBar {
+    let enabled: Bool
+    private var started = 0.0
+    private var lastDraw = 0.0
+    private var drew = false
+
+    init(enabled: Bool) { self.enabled = enabled }
+
+    private func now() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+    }
+
+    func update(_ p: Progress) {
+        guard enabled else { return }
+        let t = now()
+        if started == 0 { started = t }
+        guard t - lastDraw >= 0.1 || p.done == p.total else { return }
+        lastDraw = t
+        let fraction = p.total == 0 ? 1 : Double(p.done) / Double(p.total)
+        let rate = Double(p.done) / max(t - started, 0.001)
+        let eta = rate > 0 ? Double(p.total - p.done) / rate : 0
+        let width = 24
+        let filled = Int(fraction * Double(width))
+        let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
+        let line = "\r\(p.component) [\(bar)] \(p.done)/\(p.total) B \(Int(fraction * 100))% \(Int(rate / 1024)) KiB/s ETA \(Int(eta)) s   "
+        // write(2) to fd 1: unbuffered, so no shared FILE* state.
+        _ = line.utf8CString.withUnsafeBufferPointer { write(1, $0.baseAddress, $0.count - 1) }
+        drew = true
+    }
+
+    func finish() {
+        if drew { print("") }
+    }
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show the installed firmware.")
+
+    @Option(help: "State folder.")
+    var state: String
+
+    @Flag(help: "Print one JSON object: version, timestamp, components (name, size, sha256, path).")
+    var json = false
+
+    func run() throws {
+        guard FileSystem.isDirectory(state) else { throw CommandFailure.usage("--state \(state): no such folder") }
+        let record: DeviceState.Record?
+        do {
+            record = try DeviceState(root: state).installed()
+        } catch let error as ManifestError {
+            throw CommandFailure.failed("--state \(state): \(error.description)")
+        } catch {
+            throw CommandFailure.failed("--state \(state): \(error)")
+        }
+        guard let record else {
+            if json {
+                print(jsonText(.object([("version", .null), ("timestamp", .null), ("components", .array([]))])))
+            } else {
+                print("nothing installed in \(state)")
+            }
+            return
+        }
+        if json {
+            print(jsonText(record.json))
+        } else {
+            print("\(record.manufacturer) \(record.model) \(record.version) (\(RFC3339.format(record.timestamp)))")
+            for c in record.components { print("  \(c.name): \(c.size) bytes sha256 \(Hex.encode(c.sha256)) \(c.path)") }
+        }
+    }
+}
