@@ -289,7 +289,7 @@ public final class FirmwareServer {
             var block = coap_block_b_t()
             let blockSize = coap_get_block_b(session, request, coap_option_num_t(COAP_OPTION_BLOCK2), &block) == 1
                 ? 1 << (block.szx + 4) : 1024
-            let record = TransferRecord(server: self, file: file, peer: peer, path: path, blockSize: Int(blockSize),
+            let record = TransferRecord(logger: logger, file: file, peer: peer, path: path, blockSize: Int(blockSize),
                                         firstBlock: Int(block.num))
             let maxAge: Int32 = kind == .image ? -1 : Int32(configuration.manifestMaxAge)
             coap_pdu_set_code(response, COAP_RESPONSE_CODE_CONTENT)
@@ -350,7 +350,9 @@ public final class FirmwareServer {
 
 /// One body handed to libcoap: keeps the mapping alive and logs when released.
 final class TransferRecord {
-    unowned let server: FirmwareServer
+    // The logger, not the server: libcoap also releases bodies while the
+    // server is being torn down (coap_free_context in deinit).
+    let logger: Logger
     let file: MappedFile
     let peer: String
     let path: String
@@ -358,8 +360,8 @@ final class TransferRecord {
     let firstBlock: Int
     let started = monotonicMilliseconds()
 
-    init(server: FirmwareServer, file: MappedFile, peer: String, path: String, blockSize: Int, firstBlock: Int) {
-        self.server = server
+    init(logger: Logger, file: MappedFile, peer: String, path: String, blockSize: Int, firstBlock: Int) {
+        self.logger = logger
         self.file = file
         self.peer = peer
         self.path = path
@@ -391,7 +393,7 @@ private let releaseTransfer: coap_release_large_data_t = { _, pointer in
     // libcoap releases a body when its block-transfer state ends (the last
     // block sent and the state timed out, or the session went away); the
     // time is from the request that created the body to that release.
-    record.server.logger.info(
+    record.logger.info(
         "transfer \(record.peer) \(record.path): \(record.file.count) bytes, block \(record.blockSize), from block \(record.firstBlock), body held \(elapsed) s, etag \(String(record.file.etag, radix: 16))")
 }
 
