@@ -154,14 +154,32 @@ def publish_into(bin_dir: Path, key: Path, repo: Path, version: str, image: Path
     return proc
 
 
+def _split_outside_quotes(text: str, sep: str) -> list[str]:
+    parts, cur, quoted = [], [], False
+    for ch in text:
+        if ch == '"':
+            quoted = not quoted
+        if ch == sep and not quoted:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur))
+    return parts
+
+
 def link_format(text: str) -> dict[str, dict[str, str]]:
     """RFC 6690 link format -> {target: {attr: value}} (quotes stripped)."""
     links = {}
-    for m in re.finditer(r'<([^>]*)>((?:;[^,;"]+(?:=(?:"[^"]*"|[^,;]*))?)*)', text):
+    for link in _split_outside_quotes(text.strip(), ","):
+        params = _split_outside_quotes(link.strip(), ";")
+        target = params[0].strip()
+        assert target.startswith("<") and target.endswith(">"), f"bad link {link!r} in {text!r}"
         attrs = {}
-        for a in re.finditer(r';([^=;,"]+)(?:=("[^"]*"|[^,;]*))?', m.group(2)):
-            attrs[a.group(1)] = (a.group(2) or "").strip('"')
-        links[m.group(1)] = attrs
+        for param in params[1:]:
+            name, _, value = param.partition("=")
+            attrs[name.strip()] = value.strip().strip('"')
+        links[target[1:-1]] = attrs
     return links
 
 
@@ -523,33 +541,42 @@ def test_observers_notified_of_new_release(own_release, server, bin_dir, tmp_pat
 # ---------------------------------------------------------------------------
 
 
-def test_serves_repository_written_by_other_tool(vectors_dir, server, coap_get, tmp_path):
-    repo = tmp_path / "foreign"
+def write_foreign_repo(root: Path, vectors_dir: Path) -> SimpleNamespace:
+    """SPEC §4 layout written with plain Python file operations: the vectors'
+    signed manifests and images, nothing from our publisher."""
+    repo = root / "foreign"
     mdir = repo / ".well-known" / "firmware" / "example.com" / "c7960"
     (mdir / "1.2.3").mkdir(parents=True)
-    cbor = (vectors_dir / "manifests" / "cose-es256-valid.cbor").read_bytes()
-    jws = (vectors_dir / "manifests" / "jws-es256-valid.json").read_bytes()
-    image = (vectors_dir / "images" / "firmware.bin").read_bytes()
-    (mdir / "manifest.cbor").write_bytes(cbor)
-    (mdir / "manifest.json").write_bytes(jws)
-    (mdir / "1.2.3" / "firmware.bin").write_bytes(image)
-    big = write_random(mdir / "1.2.3" / "big.bin", 50_000)
-    # a second vendor with only a CBOR manifest, with restrictive but readable modes
+    ns = SimpleNamespace(
+        repo=repo,
+        cbor=(vectors_dir / "manifests" / "cose-es256-valid.cbor").read_bytes(),
+        jws=(vectors_dir / "manifests" / "jws-es256-valid.json").read_bytes(),
+        image=(vectors_dir / "images" / "firmware.bin").read_bytes(),
+    )
+    (mdir / "manifest.cbor").write_bytes(ns.cbor)
+    (mdir / "manifest.json").write_bytes(ns.jws)
+    (mdir / "1.2.3" / "firmware.bin").write_bytes(ns.image)
+    ns.big = write_random(mdir / "1.2.3" / "big.bin", 50_000)
+    # a second vendor with only a CBOR manifest, read-only for its owner
     other = repo / ".well-known" / "firmware" / "other.org" / "m1"
     (other / "0.0.1").mkdir(parents=True)
-    (other / "manifest.cbor").write_bytes(cbor)
-    (other / "0.0.1" / "firmware.bin").write_bytes(image)
+    (other / "manifest.cbor").write_bytes(ns.cbor)
+    (other / "0.0.1" / "firmware.bin").write_bytes(ns.image)
     os.chmod(other / "manifest.cbor", 0o400)
+    return ns
 
-    srv = server(repo)
+
+def test_serves_repository_written_by_other_tool(vectors_dir, server, coap_get, tmp_path):
+    f = write_foreign_repo(tmp_path, vectors_dir)
+    srv = server(f.repo)
     for path, want in (
-        (".well-known/firmware/example.com/c7960/manifest.cbor", cbor),
-        (".well-known/firmware/example.com/c7960/manifest.json", jws),
-        (".well-known/manifest/example.com/c7960/manifest.cbor", cbor),
-        (".well-known/firmware/example.com/c7960/1.2.3/firmware.bin", image),
-        (".well-known/firmware/example.com/c7960/1.2.3/big.bin", big),
-        (".well-known/firmware/other.org/m1/manifest.cbor", cbor),
-        (".well-known/firmware/other.org/m1/0.0.1/firmware.bin", image),
+        (".well-known/firmware/example.com/c7960/manifest.cbor", f.cbor),
+        (".well-known/firmware/example.com/c7960/manifest.json", f.jws),
+        (".well-known/manifest/example.com/c7960/manifest.cbor", f.cbor),
+        (".well-known/firmware/example.com/c7960/1.2.3/firmware.bin", f.image),
+        (".well-known/firmware/example.com/c7960/1.2.3/big.bin", f.big),
+        (".well-known/firmware/other.org/m1/manifest.cbor", f.cbor),
+        (".well-known/firmware/other.org/m1/0.0.1/firmware.bin", f.image),
     ):
         for block in (64, 1024):
             proc, got = coap_get(srv.uri(path), tmp_path / "out", "-b", block)
@@ -558,12 +585,30 @@ def test_serves_repository_written_by_other_tool(vectors_dir, server, coap_get, 
                 f"{proc.stderr}\n{srv.describe()}")
     proc, got = coap_get(srv.uri(".well-known/firmware/example.com/c7960/manifest"), tmp_path / "n",
                          "-A", "50")
-    assert got == jws
+    assert got == f.jws
     proc, got = coap_get(srv.uri(".well-known/core"), tmp_path / "core")
     links = link_format(got.decode())
     for target in ("/.well-known/firmware/example.com/c7960/manifest.cbor",
                    "/.well-known/firmware/other.org/m1/manifest.cbor"):
         assert links.get(target, {}).get("rt") == "firmware.manifest", got.decode()
+
+
+def test_well_known_core_lists_only_what_exists(vectors_dir, server, coap_get, tmp_path):
+    """other.org/m1 has a manifest.cbor and no manifest.json: every link and
+    every ct= the listing announces must answer 2.05."""
+    f = write_foreign_repo(tmp_path, vectors_dir)
+    srv = server(f.repo)
+    proc, got = coap_get(srv.uri(".well-known/core"), tmp_path / "core")
+    links = link_format(got.decode())
+    missing = []
+    for target, attrs in links.items():
+        for ct in attrs.get("ct", "").split() or [None]:
+            args = ["-A", ct] if ct is not None and target.endswith("/manifest") else []
+            proc, body = coap_get(srv.uri(target), tmp_path / "listed", *args)
+            if not body:
+                missing.append(f"{target} (ct {ct}): {proc.stdout.strip() or proc.stderr.strip()}")
+    assert not missing, ("/.well-known/core lists resources that do not answer 2.05:\n"
+                         + "\n".join(missing) + f"\nlisting: {got.decode()}")
 
 
 # ---------------------------------------------------------------------------
@@ -767,7 +812,10 @@ def test_paths_cannot_escape_repository(own_release, server, tmp_path):
                 assert r.code == Code.CONTENT and r.payload == rel.first.data, (
                     f"symlink {name} inside the repository: {r.code}")
             core = (await c.fetch(base, ".well-known/core")).payload.decode()
-            assert "evil" not in core and "staging" not in core and "secret" not in core, core
+            assert "staging" not in core and "secret" not in core, core
+            assert "/evil/" not in core, (
+                "/.well-known/core lists example.com/evil, a model folder that is a symlink "
+                f"out of the repository (its resources answer 4.04):\n{core}")
         finally:
             await c.close()
 
@@ -803,6 +851,9 @@ def test_unknown_critical_options_are_bad_option(shared):
 
 
 def test_other_methods_not_allowed(shared):
+    """The repository is read-only over CoAP: PUT, POST, DELETE (and FETCH,
+    PATCH, iPATCH) on manifests, images and the listing are 4.05; on a path
+    that does not exist 4.04 or 4.05, and never a success code."""
     base = base_uri(shared.server)
     before = {p: p.read_bytes() for p in shared.repo.rglob("*") if p.is_file()}
 
@@ -812,18 +863,21 @@ def test_other_methods_not_allowed(shared):
             failures = []
             for path in (f"{model_path()}/manifest.cbor", f"{model_path()}/manifest.json",
                          f"{model_path()}/manifest", f"{model_path('manifest')}/manifest.cbor",
-                         shared.small.path, ".well-known/core"):
+                         shared.small.path, ".well-known/core", f"{model_path()}/9.9.9/none.bin"):
+                allowed = ((Code.METHOD_NOT_ALLOWED, Code.NOT_FOUND) if "none.bin" in path
+                           else (Code.METHOD_NOT_ALLOWED,))
                 for code in (Code.PUT, Code.POST, Code.DELETE, Code.FETCH, Code.PATCH, Code.iPATCH):
                     r = await c.request(base, path, code=code, payload=b"overwrite attempt")
-                    if r.code != Code.METHOD_NOT_ALLOWED:
+                    if r.code not in allowed:
                         failures.append(f"{code} {path}: {r.code}")
-            assert not failures, "\n".join(failures)
+            return failures
         finally:
             await c.close()
 
-    aio(body())
+    failures = aio(body())
     after = {p: p.read_bytes() for p in shared.repo.rglob("*") if p.is_file()}
     assert after == before, "a PUT/POST/DELETE changed the repository"
+    assert not failures, "\n".join(failures)
 
 
 def test_block_beyond_end_is_a_client_error(shared):
@@ -1098,7 +1152,7 @@ def test_bad_repo_is_usage_error(bin_dir, tmp_path, kind):
     assert str(repo) in output, f"the message does not name {repo}:\n{output}"
 
 
-@pytest.mark.parametrize("listen", ["nonsense", "127.0.0.1", "127.0.0.1:notaport",
+@pytest.mark.parametrize("listen", ["nonsense", "127.0.0.1:notaport",
                                     "127.0.0.1:70000", "[::1:5683"])
 def test_bad_listen_is_usage_error(bin_dir, tmp_path, listen):
     repo = tmp_path / "repo"
