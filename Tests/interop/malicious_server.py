@@ -24,6 +24,12 @@ Exactly one fault is injected, chosen with ``--fault``:
     which answers with ICMP).
 ``wrong-block:N``
     the answer to image block N says it is block N+1 (same payload).
+``slow:MS``
+    not a fault: every image block is answered MS milliseconds late (a slow
+    but moving transfer, which a client's time-out must not cut).
+``max-szx:S``
+    not a fault either: image blocks are at most 16 << S bytes, whatever the
+    request asks for (RFC 7959 §2.4 lets a server pick a smaller size).
 ``extend:K``
     images are served with K extra bytes appended (and no Size2, so only
     the body length can give the lie away).
@@ -58,7 +64,7 @@ from aiocoap.optiontypes import BlockOption
 
 CONTENT_FORMATS = {"manifest.cbor": 18, "manifest.json": 50}
 OCTET_STREAM = 42
-FAULTS_WITH_N = ("flip-bit", "etag-change", "truncate", "stall", "wrong-block", "extend")
+FAULTS_WITH_N = ("flip-bit", "etag-change", "truncate", "stall", "wrong-block", "extend", "slow", "max-szx")
 FAULTS_PLAIN = ("none", "wrong-size2", "silent")
 
 
@@ -122,18 +128,23 @@ class Repository(aiocoap.resource.Resource):
         if szx > 6:  # BERT is not for UDP
             szx = 6
         number = block.block_number if block is not None else 0
-        size = 16 << szx
-
         if segments == [".well-known", "core"]:
             body, is_image, content_format = self._core(), False, 40
         else:
             found = self._file(segments)
             if found is None:
-                log(f"GET {path_text} block {number}/{size}: 4.04")
+                log(f"GET {path_text} block {number}/{16 << szx}: 4.04")
                 return Message(code=Code.NOT_FOUND, payload=f"no such file: {path_text}".encode())
             body = found.read_bytes()
             is_image = not found.name.startswith("manifest")
             content_format = CONTENT_FORMATS.get(found.name, OCTET_STREAM)
+
+        if self.fault == "max-szx" and is_image and szx > self.n:
+            # RFC 7959 §2.4: a smaller answer covers the start of the block
+            # asked for; its number counts in the smaller size.
+            number = number << (szx - self.n)
+            szx = self.n
+        size = 16 << szx
 
         real_size = len(body)
         etag = hashlib.sha256(body).digest()[:8]
@@ -141,6 +152,8 @@ class Repository(aiocoap.resource.Resource):
         n = self.n
         announce_size2 = True
 
+        if fault == "slow":
+            await asyncio.sleep(n / 1000)
         if fault == "extend":
             body = body + bytes((i * 7 + 1) & 0xFF for i in range(n))
             etag = hashlib.sha256(body).digest()[:8]

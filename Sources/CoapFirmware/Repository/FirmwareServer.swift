@@ -293,6 +293,17 @@ public final class FirmwareServer {
                                         firstBlock: Int(block.num))
             let maxAge: Int32 = kind == .image ? -1 : Int32(configuration.manifestMaxAge)
             coap_pdu_set_code(response, COAP_RESPONSE_CODE_CONTENT)
+            if block.num > 0 {
+                // libcoap 4.3.1 adds ETag and Size2 only when a body starts at
+                // block 0. A transfer that reaches us mid-body (a client on a
+                // fresh session, a resume, libcoap's own state dropped after
+                // ~93 s) must still see the same ETag, or it restarts.
+                var buffer = [UInt8](repeating: 0, count: 8)
+                withUnsafeBytes(of: file.etag.bigEndian) { buffer = Array($0) }
+                coap_add_option(response, coap_option_num_t(COAP_OPTION_ETAG), 8, buffer)
+                let n = coap_encode_var_safe8(&buffer, buffer.count, UInt64(file.count))
+                coap_add_option(response, coap_option_num_t(COAP_OPTION_SIZE2), Int(n), buffer)
+            }
             let data = file.base?.assumingMemoryBound(to: UInt8.self) ?? emptyBody
             let ok = coap_add_data_large_response(
                 resource, session, request, response, query, contentFormat, maxAge, file.etag,

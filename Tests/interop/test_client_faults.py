@@ -1,0 +1,608 @@
+"""`coap-fw-client update` against faulty servers (issue #4, SPEC §4-§7).
+
+Real processes on loopback: our `coap-fw-server` for good releases and for
+repositories published wrongly (another key, another model, an older
+version), and `malicious_server.py` (aiocoap, Block2 by hand) for transfer
+faults: a flipped bit, an ETag that changes mid-transfer, a body cut short
+(More=0 early) or too long, a wrong Size2, a block number that does not match
+the offset asked for, a stall after block N, and a server that never answers.
+
+For each fault, two situations:
+
+(a) the faulty server is the only one (the local server found through
+    discovery with `--domain lan --resolve _firmware.lan:127.0.0.1:PORT`):
+    the exact result code, exit status 1, and the firmware installed before
+    (1.0.0) unchanged, both in `status --json` and in the bytes of
+    STATE/installed/<name>;
+(b) the faulty local server and a good origin (`--origin`, our server with
+    the correct 1.1.0): `updated`, source = the origin's manifest URI,
+    attempts[0] = the fault's code, attempts[1] = updated, and the installed
+    bytes are the good image.
+
+Each test builds its own keys, repositories and state under tmp_path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+SERVER = "coap-fw-server"
+CLIENT = "coap-fw-client"
+MANUFACTURER = "example.com"
+MODEL = "c7960"
+IMAGE_NAME = "fw.bin"
+DOMAIN = "lan"
+LOCAL_HOST = f"_firmware.{DOMAIN}"
+MODEL_PATH = f".well-known/firmware/{MANUFACTURER}/{MODEL}"
+LOCAL_URI = f"coap://{LOCAL_HOST}/{MODEL_PATH}/manifest.cbor"
+MALICIOUS = Path(__file__).resolve().parent / "malicious_server.py"
+
+# Small images (not multiples of the block size, so the last block is short).
+V1_SIZE = 24 * 1024 + 100
+V2_SIZE = 30 * 1024 + 300
+TIMEOUT = 3  # --timeout where a test has to wait for a silent server
+
+CRASH_MARKERS = ("Fatal error", "Segmentation fault", "Illegal instruction", "Precondition failed",
+                 "Assertion failed", "Traceback (most recent call last)")
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def make_image(size: int, seed: str) -> bytes:
+    """Deterministic, incompressible-looking bytes."""
+    out = bytearray()
+    counter = 0
+    while len(out) < size:
+        out += hashlib.sha256(f"{seed}/{counter}".encode()).digest()
+        counter += 1
+    return bytes(out[:size])
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def coap_probe(port: int, path: str = ".well-known/core", timeout: float = 0.3) -> str | None:
+    """One CON GET over a plain socket; the response code ("2.05") or None."""
+    token = os.urandom(4)
+    msg = bytearray([0x40 | len(token), 0x01]) + os.urandom(2) + token
+    last = 0
+    for seg in path.split("/"):
+        value = seg.encode()
+        delta, last = 11 - last, 11
+        assert len(value) < 13
+        msg += bytes([(delta << 4) | len(value)]) + value
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.sendto(bytes(msg), ("127.0.0.1", port))
+            data, _ = sock.recvfrom(2048)
+        except (socket.timeout, ConnectionRefusedError):
+            return None
+        if data[4:4 + (data[0] & 15)] != token:
+            return None
+        return f"{data[1] >> 5}.{data[1] & 31:02d}"
+
+
+class Proc:
+    """A background process with its output in a log file."""
+
+    def __init__(self, name: str, popen: subprocess.Popen, log_path: Path, port: int):
+        self.name = name
+        self.popen = popen
+        self.log_path = log_path
+        self.port = port
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def authority(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def manifest_uri(self) -> str:
+        return f"coap://{self.authority()}/{MODEL_PATH}/manifest.cbor"
+
+    def stop(self) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+                raise AssertionError(f"{self.name} did not stop on SIGTERM\n{self.log()[-3000:]}")
+        return self.popen.returncode
+
+
+class Harness:
+    """Keys, releases, servers and client runs for one test."""
+
+    def __init__(self, tmp: Path, run, keygen, bin_dir: Path):
+        self.tmp = tmp
+        self.run = run
+        self.bin_dir = bin_dir
+        self.keys, _ = keygen("ES256", name="vendor-keys")
+        self._keygen = keygen
+        self._other_keys: Path | None = None
+        self.state = tmp / "state"
+        self.procs: list[Proc] = []
+        self.v1 = make_image(V1_SIZE, "release 1.0.0")
+        self.v2 = make_image(V2_SIZE, "release 1.1.0")
+
+    # -- keys and releases ------------------------------------------------
+
+    @property
+    def trust(self) -> Path:
+        return self.keys / "public.pem"
+
+    @property
+    def other_keys(self) -> Path:
+        if self._other_keys is None:
+            self._other_keys, _ = self._keygen("ES256", name="impostor-keys")
+        return self._other_keys
+
+    def publish(self, repo_name: str, version: str, image: bytes, *, key_dir: Path | None = None,
+                model: str = MODEL, timestamp: str | None = None) -> Path:
+        """Publishes one release into tmp/<repo_name>; returns the repo folder."""
+        repo = self.tmp / repo_name
+        src = self.tmp / "images" / f"{repo_name}-{version}" / IMAGE_NAME
+        src.parent.mkdir(parents=True, exist_ok=True)
+        src.write_bytes(image)
+        args = ["publish", "--repo", repo, "--key", (key_dir or self.keys) / "private.pem",
+                "--manufacturer", MANUFACTURER, "--model", model, "--version", version, "--image", src]
+        if timestamp is not None:
+            args += ["--timestamp", timestamp]
+        proc = self.run(SERVER, *args)
+        assert proc.returncode == 0, f"publish {version} failed:\n{proc.stdout}\n{proc.stderr}"
+        return repo
+
+    # -- servers ----------------------------------------------------------
+
+    def serve(self, repo: Path) -> Proc:
+        """Our coap-fw-server on a free loopback port, answering."""
+        repo.mkdir(parents=True, exist_ok=True)
+        last_error = ""
+        for _ in range(5):
+            port = free_udp_port()
+            log_path = self.tmp / f"server-{len(self.procs)}-{port}.log"
+            with open(log_path, "wb") as log:
+                popen = subprocess.Popen(
+                    [str(self.bin_dir / SERVER), "serve", "--repo", str(repo), "--listen", f"127.0.0.1:{port}", "-v"],
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+            proc = Proc(f"coap-fw-server ({repo.name})", popen, log_path, port)
+            self.procs.append(proc)
+            deadline = time.monotonic() + 15
+            while popen.poll() is None and time.monotonic() < deadline:
+                if coap_probe(port) == "2.05":
+                    return proc
+                time.sleep(0.05)
+            last_error = proc.log()
+            proc.stop()
+        raise AssertionError(f"coap-fw-server did not come up:\n{last_error[-3000:]}")
+
+    def malicious(self, repo: Path, fault: str) -> Proc:
+        """malicious_server.py with one fault; its port comes on stdout."""
+        repo.mkdir(parents=True, exist_ok=True)
+        log_path = self.tmp / f"malicious-{len(self.procs)}.log"
+        with open(log_path, "wb") as log:
+            popen = subprocess.Popen(
+                [sys.executable, str(MALICIOUS), "--repo", str(repo), "--fault", fault, "--host", "127.0.0.1"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log)
+        proc = Proc(f"malicious_server ({fault})", popen, log_path, 0)
+        self.procs.append(proc)
+        ready, _, _ = select.select([popen.stdout], [], [], 15)
+        line = popen.stdout.readline().decode().strip() if ready else ""
+        assert line.isdigit(), f"malicious server printed no port ({line!r})\n{proc.log()[-3000:]}"
+        proc.port = int(line)
+        return proc
+
+    def stop_all(self) -> list[str]:
+        problems = []
+        for proc in self.procs:
+            try:
+                rc = proc.stop()
+            except AssertionError as e:
+                problems.append(str(e))
+                continue
+            log = proc.log()
+            if rc != 0 or any(m in log for m in CRASH_MARKERS):
+                problems.append(f"{proc.name} exited with {rc}\n{log[-3000:]}")
+        return problems
+
+    # -- client -------------------------------------------------------------
+
+    def update(self, *, local: Proc | int | None = None, origin: str | Proc | None = None,
+               timeout: float = TIMEOUT, extra=()) -> tuple[subprocess.CompletedProcess, dict]:
+        args = ["update", "--trust", self.trust, "--manufacturer", MANUFACTURER, "--model", MODEL,
+                "--state", self.state, "--timeout", timeout, "--json"]
+        if local is not None:
+            port = local if isinstance(local, int) else local.port
+            args += ["--domain", DOMAIN, "--resolve", f"{LOCAL_HOST}:127.0.0.1:{port}"]
+        if origin is not None:
+            args += ["--origin", origin.manifest_uri() if isinstance(origin, Proc) else origin]
+        args += list(extra)
+        proc = self.run(CLIENT, *args)
+        try:
+            report = json.loads(proc.stdout)
+        except json.JSONDecodeError:
+            raise AssertionError(f"update printed no JSON\n{describe(proc)}") from None
+        return proc, report
+
+    def status(self) -> dict:
+        proc = self.run(CLIENT, "status", "--state", self.state, "--json")
+        assert proc.returncode == 0, describe(proc)
+        return json.loads(proc.stdout)
+
+    def installed_bytes(self) -> bytes:
+        return (self.state / "installed" / IMAGE_NAME).read_bytes()
+
+    def install_v1(self) -> None:
+        """Installs a good 1.0.0 from our own server, then stops that server."""
+        repo = self.publish("repo-v1", "1.0.0", self.v1)
+        server = self.serve(repo)
+        proc, report = self.update(origin=server)
+        assert (proc.returncode, report["result"]) == (0, "updated"), describe(proc)
+        assert report["version"] == "1.0.0"
+        assert self.installed_bytes() == self.v1
+        server.stop()
+
+    def assert_v1_still_installed(self, context: str = "") -> None:
+        status = self.status()
+        assert status["version"] == "1.0.0", f"{context}\nstatus: {status}"
+        [component] = status["components"]
+        assert component["name"] == IMAGE_NAME
+        assert component["size"] == len(self.v1)
+        assert component["sha256"] == sha256(self.v1)
+        installed = self.installed_bytes()
+        assert len(installed) == len(self.v1) and installed == self.v1, (
+            f"installed image changed: {len(installed)} bytes, sha256 {sha256(installed)}\n{context}")
+
+    def assert_v2_installed(self, context: str = "") -> None:
+        status = self.status()
+        assert status["version"] == "1.1.0", f"{context}\nstatus: {status}"
+        [component] = status["components"]
+        assert (component["name"], component["size"], component["sha256"]) == (
+            IMAGE_NAME, len(self.v2), sha256(self.v2)), f"{context}\nstatus: {status}"
+        installed = self.installed_bytes()
+        assert installed == self.v2, f"installed {len(installed)} bytes sha256 {sha256(installed)}\n{context}"
+
+
+def describe(proc: subprocess.CompletedProcess) -> str:
+    return (f"command: {' '.join(map(str, proc.args))}\nexit: {proc.returncode}\n"
+            f"stdout: {proc.stdout}\nstderr: {proc.stderr[-4000:]}")
+
+
+@pytest.fixture
+def h(tmp_path: Path, run, keygen, bin_dir: Path):
+    harness = Harness(tmp_path, run, keygen, bin_dir)
+    yield harness
+    problems = harness.stop_all()
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+def block_requests(log: str, number: int, name: str = IMAGE_NAME) -> int:
+    """How many times the malicious server saw a request for block `number` of the image."""
+    return len(re.findall(rf"GET /\S*/{re.escape(name)} block {number}/", log))
+
+
+def image_requests(log: str, name: str = IMAGE_NAME) -> int:
+    return len(re.findall(rf"GET /\S*/{re.escape(name)} block ", log))
+
+
+# ---------------------------------------------------------------------------
+# The malicious server itself is a correct server without a fault
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("block_size", [1024, 128])
+def test_malicious_server_without_fault_serves_a_good_update(h, block_size):
+    h.install_v1()
+    repo = h.publish("repo-v2", "1.1.0", h.v2)
+    local = h.malicious(repo, "none")
+    proc, report = h.update(local=local, extra=["--block-size", block_size])
+    context = describe(proc) + "\n--- malicious server ---\n" + local.log()[-3000:]
+    assert proc.returncode == 0, context
+    assert report["result"] == "updated", context
+    assert report["source"] == LOCAL_URI
+    assert report["version"] == "1.1.0"
+    assert report["bytesTransferred"] == len(h.v2)
+    assert [a["result"] for a in report["attempts"]] == ["updated"]
+    h.assert_v2_installed(context)
+    blocks = -(-len(h.v2) // block_size)
+    assert image_requests(local.log()) == blocks, "each block asked exactly once"
+    assert f"block {blocks - 1}/{block_size}:" in local.log()
+
+
+# ---------------------------------------------------------------------------
+# Transfer faults
+# ---------------------------------------------------------------------------
+
+# fault -> (result code, restarts expected: how often block 0 of the image is asked for)
+TRANSFER_FAULTS = {
+    "flip-bit:5": ("digest-mismatch", 1),       # found when the digests are compared
+    "flip-bit:0": ("digest-mismatch", 1),
+    "flip-bit:30": ("digest-mismatch", 1),      # the last (short) block
+    "etag-change:5": ("transfer-failed", 4),    # restart 3 times, then give up on this server
+    "truncate:5": ("digest-mismatch", 4),       # body shorter than the manifest's size
+    "extend:700": ("digest-mismatch", 4),       # body longer than the manifest's size
+    "wrong-size2": ("transfer-failed", 1),      # Size2 contradicts the signed size: rejected at once
+    "wrong-block:5": ("transfer-failed", 4),    # block at an unexpected offset
+    "stall:5": ("transfer-failed", 1),          # no next block within --timeout
+    "stall:0": ("transfer-failed", 1),          # answered the manifest, then nothing
+    "silent": ("no-server", 0),                 # never answered anything
+}
+WAITS = {"stall:5", "stall:0", "silent"}
+
+
+def check_failed_attempt(attempt: dict, fault: str, code: str, image_size: int):
+    assert attempt["uri"] == LOCAL_URI
+    assert attempt["result"] == code, f"{fault}: attempt {attempt}"
+    assert attempt["reason"], f"{fault}: a failed attempt names its reason: {attempt}"
+    if fault.startswith("flip-bit"):
+        assert attempt["bytes"] == image_size, f"{fault}: the whole image was fetched before the digest check"
+    if fault in ("wrong-size2", "silent", "stall:0"):
+        assert attempt["bytes"] == 0, f"{fault}: no image byte may be accepted: {attempt}"
+
+
+@pytest.mark.parametrize("fault", list(TRANSFER_FAULTS))
+def test_transfer_fault_with_no_other_server_keeps_old_firmware(h, fault):
+    code, block0 = TRANSFER_FAULTS[fault]
+    h.install_v1()
+    repo = h.publish("repo-v2", "1.1.0", h.v2)
+    local = h.malicious(repo, fault)
+    started = time.monotonic()
+    proc, report = h.update(local=local)
+    elapsed = time.monotonic() - started
+    context = describe(proc) + "\n--- malicious server ---\n" + local.log()[-4000:]
+
+    assert proc.returncode == 1, context
+    assert report["result"] == code, context
+    assert report["source"] is None, context
+    assert report["version"] == "1.0.0", "version is what is installed now"
+    assert len(report["attempts"]) == 1, context
+    check_failed_attempt(report["attempts"][0], fault, code, len(h.v2))
+    assert report["reason"], context
+    assert report["bytesTransferred"] == report["attempts"][0]["bytes"]
+    h.assert_v1_still_installed(context)
+    assert block_requests(local.log(), 0) == block0, f"block 0 asked for {block_requests(local.log(), 0)} times\n{context}"
+    if fault in WAITS:
+        assert elapsed >= TIMEOUT - 0.5, f"gave up after {elapsed:.1f} s, before --timeout {TIMEOUT}"
+    assert elapsed < TIMEOUT + 6, f"took {elapsed:.1f} s with --timeout {TIMEOUT}"
+
+
+@pytest.mark.parametrize("fault", list(TRANSFER_FAULTS))
+def test_transfer_fault_falls_back_to_good_origin(h, fault):
+    code, _ = TRANSFER_FAULTS[fault]
+    h.install_v1()
+    repo = h.publish("repo-v2", "1.1.0", h.v2)
+    local = h.malicious(repo, fault)
+    good = h.serve(repo)  # the same release, served correctly
+    proc, report = h.update(local=local, origin=good)
+    context = describe(proc) + "\n--- malicious server ---\n" + local.log()[-4000:]
+
+    assert proc.returncode == 0, context
+    assert report["result"] == "updated", context
+    assert report["source"] == good.manifest_uri(), context
+    assert report["version"] == "1.1.0", context
+    assert report["reason"] is None
+    assert [a["uri"] for a in report["attempts"]] == [LOCAL_URI, good.manifest_uri()], context
+    check_failed_attempt(report["attempts"][0], fault, code, len(h.v2))
+    second = report["attempts"][1]
+    assert second["result"] == "updated", context
+    if fault.startswith("stall"):
+        # What the stalled server delivered was right; a resume is allowed (same manifest).
+        assert 0 < second["bytes"] <= len(h.v2), context
+    else:
+        assert second["bytes"] == len(h.v2), "nothing of the faulty transfer may be kept\n" + context
+    assert report["bytesTransferred"] == sum(a["bytes"] for a in report["attempts"]), context
+    h.assert_v2_installed(context)
+
+
+def test_fault_then_good_run_installs_the_right_bytes(h):
+    """Nothing the faulty run staged leaks into the next run's install."""
+    h.install_v1()
+    repo = h.publish("repo-v2", "1.1.0", h.v2)
+    bad = h.malicious(repo, "flip-bit:3")
+    proc, report = h.update(local=bad)
+    assert (proc.returncode, report["result"]) == (1, "digest-mismatch"), describe(proc)
+    h.assert_v1_still_installed()
+    bad.stop()
+    good = h.malicious(repo, "none")
+    proc, report = h.update(local=good)
+    assert (proc.returncode, report["result"]) == (0, "updated"), describe(proc)
+    assert report["bytesTransferred"] == len(h.v2), "a failed digest leaves nothing to resume"
+    h.assert_v2_installed(describe(proc))
+
+
+# ---------------------------------------------------------------------------
+# Manifest faults (our own server serving a wrongly published repository)
+# ---------------------------------------------------------------------------
+
+
+def bad_release(h: Harness, kind: str) -> Path:
+    """A repository whose manifest for example.com/c7960 must be refused."""
+    if kind == "other-key":
+        return h.publish("repo-bad", "1.1.0", h.v2, key_dir=h.other_keys)
+    if kind == "other-model":
+        # Published for c7961, then put where a c7960 looks for its manifest.
+        scratch = h.publish("repo-scratch", "1.1.0", h.v2, model="c7961")
+        repo = h.tmp / "repo-bad"
+        shutil.copytree(scratch / f".well-known/firmware/{MANUFACTURER}/c7961", repo / MODEL_PATH)
+        return repo
+    if kind == "older-version":
+        return h.publish("repo-bad", "0.9.0", make_image(V2_SIZE, "release 0.9.0"))
+    if kind == "older-timestamp":
+        # A higher version, signed earlier than the installed 1.0.0.
+        return h.publish("repo-bad", "1.1.0", h.v2, timestamp="2020-01-01T00:00:00Z")
+    raise ValueError(kind)
+
+
+MANIFEST_FAULTS = {
+    "other-key": "bad-signature",
+    "other-model": "wrong-device",
+    "older-version": "rollback",
+    "older-timestamp": "rollback",
+}
+
+
+@pytest.mark.parametrize("kind", list(MANIFEST_FAULTS))
+def test_manifest_fault_with_no_other_server_keeps_old_firmware(h, kind):
+    code = MANIFEST_FAULTS[kind]
+    h.install_v1()
+    local = h.serve(bad_release(h, kind))
+    proc, report = h.update(local=local)
+    context = describe(proc)
+    assert proc.returncode == 1, context
+    assert report["result"] == code, context
+    assert report["source"] is None and report["version"] == "1.0.0", context
+    assert [(a["uri"], a["result"], a["bytes"]) for a in report["attempts"]] == [(LOCAL_URI, code, 0)], context
+    assert report["bytesTransferred"] == 0, "a refused manifest fetches no image byte"
+    assert report["reason"], context
+    h.assert_v1_still_installed(context)
+
+
+@pytest.mark.parametrize("kind", list(MANIFEST_FAULTS))
+def test_manifest_fault_falls_back_to_good_origin(h, kind):
+    code = MANIFEST_FAULTS[kind]
+    h.install_v1()
+    local = h.serve(bad_release(h, kind))
+    good = h.serve(h.publish("repo-v2", "1.1.0", h.v2))
+    proc, report = h.update(local=local, origin=f"coap://{good.authority()}")  # origin as a bare server URI
+    context = describe(proc)
+    assert proc.returncode == 0, context
+    assert report["result"] == "updated", context
+    assert report["source"] == good.manifest_uri(), "a bare origin means the standard manifest path"
+    assert [(a["uri"], a["result"]) for a in report["attempts"]] == [
+        (LOCAL_URI, code), (good.manifest_uri(), "updated")], context
+    assert report["attempts"][0]["bytes"] == 0
+    assert report["bytesTransferred"] == len(h.v2)
+    h.assert_v2_installed(context)
+
+
+def test_same_version_is_up_to_date_and_stops_discovery(h):
+    h.install_v1()
+    local = h.serve(h.publish("repo-same", "1.0.0", h.v1))
+    # An origin with a newer release is not asked: the local manifest validated.
+    origin = h.malicious(h.publish("repo-v2", "1.1.0", h.v2), "none")
+    proc, report = h.update(local=local, origin=origin)
+    context = describe(proc)
+    assert proc.returncode == 0, context
+    assert report["result"] == "up-to-date", context
+    assert report["source"] == LOCAL_URI
+    assert report["version"] == "1.0.0"
+    assert report["bytesTransferred"] == 0
+    assert [(a["uri"], a["result"]) for a in report["attempts"]] == [(LOCAL_URI, "up-to-date")], context
+    h.assert_v1_still_installed(context)
+    assert "GET " not in origin.log(), "origin not contacted"
+
+
+# ---------------------------------------------------------------------------
+# Slot size, nobody listening, CoAP errors
+# ---------------------------------------------------------------------------
+
+
+def test_slot_too_small_is_refused_before_any_image_byte(h):
+    h.install_v1()
+    repo = h.publish("repo-v2", "1.1.0", h.v2)
+    local = h.malicious(repo, "none")
+    proc, report = h.update(local=local, extra=["--slot-size", len(h.v2) - 1])
+    context = describe(proc) + "\n--- server ---\n" + local.log()[-3000:]
+    assert proc.returncode == 1, context
+    assert report["result"] == "too-large", context
+    assert report["bytesTransferred"] == 0, context
+    assert [(a["result"], a["bytes"]) for a in report["attempts"]] == [("too-large", 0)], context
+    assert image_requests(local.log()) == 0, "the image was asked for\n" + context
+    assert "manifest.cbor block 0" in local.log()
+    h.assert_v1_still_installed(context)
+
+
+def test_slot_exactly_the_image_size_is_enough(h):
+    h.install_v1()
+    repo = h.publish("repo-v2", "1.1.0", h.v2)
+    local = h.malicious(repo, "none")
+    proc, report = h.update(local=local, extra=["--slot-size", len(h.v2)])
+    assert (proc.returncode, report["result"]) == (0, "updated"), describe(proc)
+    h.assert_v2_installed(describe(proc))
+
+
+def test_nothing_listening_anywhere_is_no_server(h):
+    h.install_v1()
+    local_port, origin_port = free_udp_port(), free_udp_port()
+    origin = f"coap://127.0.0.1:{origin_port}/{MODEL_PATH}/manifest.cbor"
+    started = time.monotonic()
+    proc, report = h.update(local=local_port, origin=origin)
+    elapsed = time.monotonic() - started
+    context = describe(proc)
+    assert proc.returncode == 1, context
+    assert report["result"] == "no-server", context
+    assert report["source"] is None
+    assert report["version"] == "1.0.0"
+    assert report["bytesTransferred"] == 0
+    assert [(a["uri"], a["result"], a["bytes"]) for a in report["attempts"]] == [
+        (LOCAL_URI, "no-server", 0), (origin, "no-server", 0)], context
+    assert elapsed < 2 * TIMEOUT + 4, f"{elapsed:.1f} s"
+    h.assert_v1_still_installed(context)
+
+
+def test_nothing_installed_and_no_server(h):
+    proc, report = h.update(local=free_udp_port())
+    assert proc.returncode == 1, describe(proc)
+    assert report["result"] == "no-server"
+    assert report["version"] is None
+    assert h.status()["version"] is None
+
+
+def test_local_404_falls_back_to_good_origin(h):
+    h.install_v1()
+    empty = h.tmp / "repo-empty"
+    empty.mkdir()
+    local = h.serve(empty)
+    good = h.serve(h.publish("repo-v2", "1.1.0", h.v2))
+    proc, report = h.update(local=local, origin=good)
+    context = describe(proc)
+    assert proc.returncode == 0, context
+    assert report["result"] == "updated", context
+    assert report["source"] == good.manifest_uri()
+    first, second = report["attempts"]
+    assert first["uri"] == LOCAL_URI and first["bytes"] == 0
+    assert first["result"] not in ("updated", "up-to-date", "no-server"), f"a 4.04 is an answer: {first}"
+    assert "4.04" in (first["reason"] or ""), f"the reason names the CoAP error: {first}"
+    assert second["result"] == "updated"
+    h.assert_v2_installed(context)
+
+
+def test_local_404_only_fails_with_the_answering_servers_result(h):
+    h.install_v1()
+    empty = h.tmp / "repo-empty"
+    empty.mkdir()
+    local = h.serve(empty)
+    proc, report = h.update(local=local, origin=f"coap://127.0.0.1:{free_udp_port()}")
+    context = describe(proc)
+    assert proc.returncode == 1, context
+    first, second = report["attempts"]
+    assert second["result"] == "no-server", context
+    # Every server failed: the result is the failure at the last one that answered.
+    assert report["result"] == first["result"] != "no-server", context
+    h.assert_v1_still_installed(context)
