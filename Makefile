@@ -2,7 +2,7 @@
 SWIFT ?= swift
 PYTHON ?= python3
 
-.PHONY: deps build release demo test unit interop vectors clean
+.PHONY: deps build release demo test unit interop vectors bench clean
 
 deps:
 	@scripts/install-deps.sh
@@ -33,6 +33,11 @@ interop: build
 # Regenerate the independent test vectors (pycose, cbor2, cryptography).
 vectors: deps
 	$(PYTHON) Vectors/generate.py
+
+# Benchmarks print tables (figures go to docs/benchmarks.md); not tests.
+bench: release
+	$(PYTHON) bench/server_bench.py
+	$(PYTHON) bench/client_bench.py
 
 clean:
 	rm -rf .build demo

@@ -51,23 +51,19 @@ def random_file(path, size, seed=1):
 
 
 def run_measured(argv, timeout=600, **kw):
-    """Runs argv; returns (wall s, cpu s, peak RSS KiB, returncode)."""
+    """Runs argv under GNU time; returns (wall s, cpu s, peak RSS KiB, returncode).
+
+    GNU time, not os.wait4: Linux carries the forking parent's RSS high-water
+    mark into a child's ru_maxrss, so a small child would report the Python
+    benchmark's own size.
+    """
     start = time.perf_counter()
-    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kw)
-    deadline = start + timeout
-    while True:
-        pid, status, usage = os.wait4(p.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.perf_counter() > deadline:
-            p.kill()
-            pid, status, usage = os.wait4(p.pid, 0)
-            break
-        time.sleep(0.002)
+    p = subprocess.run(["/usr/bin/time", "-f", "@@%M %U %S"] + list(argv), stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, timeout=timeout, **kw)
     wall = time.perf_counter() - start
-    p.stderr.close()
-    code = os.waitstatus_to_exitcode(status)
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, code
+    line = [l for l in p.stderr.decode(errors="replace").splitlines() if l.startswith("@@")][-1]
+    rss, user, sys_ = line[2:].split()
+    return wall, float(user) + float(sys_), int(rss), p.returncode
 
 
 def rss_kib(pid):

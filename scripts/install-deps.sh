@@ -4,7 +4,7 @@
 # interop tests and vector generator use. Run as root (CI is root).
 set -euo pipefail
 
-APT_PACKAGES="pkg-config libcoap3-dev libcoap3-bin libcbor-dev libssl-dev iproute2 python3 python3-pip"
+APT_PACKAGES="pkg-config libcoap3-dev libcoap3-bin libcbor-dev libssl-dev iproute2 python3 python3-pip time"
 # pycose 1.1 breaks on cbor2 6 (tuples for tagged arrays): pin cbor2<6.
 PIP_PACKAGES="pytest cbor2<6 pycose==1.1.0 cryptography aiocoap==0.4.17"
 
