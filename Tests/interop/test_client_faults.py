@@ -436,6 +436,79 @@ def test_fault_then_good_run_installs_the_right_bytes(h):
     h.assert_v2_installed(describe(proc))
 
 
+@pytest.mark.parametrize("fault,code", [
+    ("flip-bit:100", "digest-mismatch"),
+    ("etag-change:40", "transfer-failed"),
+    ("truncate:40", "digest-mismatch"),
+    ("wrong-block:40", "transfer-failed"),
+    ("extend:30", "digest-mismatch"),
+])
+def test_transfer_fault_at_64_byte_blocks(h, fault, code):
+    """Block numbers count in the block size the client asked for."""
+    h.install_v1()
+    repo = h.publish("repo-v2", "1.1.0", h.v2)
+    local = h.malicious(repo, fault)
+    proc, report = h.update(local=local, extra=["--block-size", 64])
+    context = describe(proc) + "\n--- malicious server ---\n" + local.log()[-3000:]
+    assert proc.returncode == 1, context
+    assert report["result"] == code, context
+    assert [a["result"] for a in report["attempts"]] == [code]
+    assert re.search(rf"{IMAGE_NAME} block 1/64: 2.05", local.log()), "64-byte blocks asked for"
+    assert not re.search(rf"{IMAGE_NAME} block \d+/(128|256|512|1024):", local.log())
+    h.assert_v1_still_installed(context)
+
+
+@pytest.mark.parametrize("fault,code", [
+    ("flip-bit:5", "digest-mismatch"),
+    ("etag-change:5", "transfer-failed"),
+    ("truncate:5", "digest-mismatch"),
+    ("wrong-size2", "transfer-failed"),
+])
+def test_transfer_fault_with_json_manifests(h, fault, code):
+    h.install_v1()
+    repo = h.publish("repo-v2", "1.1.0", h.v2)
+    local = h.malicious(repo, fault)
+    good = h.malicious(repo, "none")
+    good_uri = f"coap://{good.authority()}/{MODEL_PATH}/manifest.json"
+    proc, report = h.update(local=local, origin=good_uri, extra=["--format", "json"])
+    context = describe(proc) + "\n--- malicious server ---\n" + local.log()[-3000:]
+    assert proc.returncode == 0, context
+    assert report["result"] == "updated" and report["source"] == good_uri, context
+    local_json = LOCAL_URI.replace("manifest.cbor", "manifest.json")
+    assert [(a["uri"], a["result"]) for a in report["attempts"]] == [(local_json, code), (good_uri, "updated")], context
+    assert "manifest.json block 0" in local.log() and "manifest.cbor" not in local.log()
+    h.assert_v2_installed(context)
+
+
+def test_slow_but_moving_transfer_is_not_cut_by_the_timeout(h):
+    """--timeout bounds the wait without progress, not the whole transfer."""
+    h.install_v1()
+    repo = h.publish("repo-v2", "1.1.0", h.v2)
+    local = h.malicious(repo, "slow:150")  # 31 blocks: about 4.7 s, more than --timeout 3
+    started = time.monotonic()
+    proc, report = h.update(local=local)
+    elapsed = time.monotonic() - started
+    context = describe(proc) + "\n--- malicious server ---\n" + local.log()[-3000:]
+    assert elapsed > TIMEOUT, f"the transfer took only {elapsed:.1f} s; the test proves nothing"
+    assert proc.returncode == 0, context
+    assert report["result"] == "updated", context
+    assert report["bytesTransferred"] == len(h.v2)
+    h.assert_v2_installed(context)
+
+
+def test_server_answering_with_smaller_blocks(h):
+    """RFC 7959 §2.4: a server may answer with a smaller block than asked for."""
+    h.install_v1()
+    repo = h.publish("repo-v2", "1.1.0", h.v2)
+    local = h.malicious(repo, "max-szx:4")
+    proc, report = h.update(local=local, extra=["--block-size", 1024])
+    context = describe(proc) + "\n--- malicious server ---\n" + local.log()[-3000:]
+    assert proc.returncode == 0, context
+    assert report["result"] == "updated", context
+    assert image_requests(local.log()) == -(-len(h.v2) // 256), context
+    h.assert_v2_installed(context)
+
+
 # ---------------------------------------------------------------------------
 # Manifest faults (our own server serving a wrongly published repository)
 # ---------------------------------------------------------------------------
@@ -605,4 +678,28 @@ def test_local_404_only_fails_with_the_answering_servers_result(h):
     assert second["result"] == "no-server", context
     # Every server failed: the result is the failure at the last one that answered.
     assert report["result"] == first["result"] != "no-server", context
+    h.assert_v1_still_installed(context)
+
+
+@pytest.mark.parametrize("local_kind,origin_kind,expected", [
+    ("flip-bit:5", "closed", "digest-mismatch"),       # origin never answered: the local failure counts
+    ("wrong-size2", "other-model", "wrong-device"),   # both answered: the last one counts
+    ("silent", "truncate:5", "digest-mismatch"),      # local never answered
+])
+def test_every_server_fails_result_is_the_last_answering_servers(h, local_kind, origin_kind, expected):
+    h.install_v1()
+    repo = h.publish("repo-v2", "1.1.0", h.v2)
+    local = h.malicious(repo, local_kind)
+    if origin_kind == "closed":
+        origin_uri = f"coap://127.0.0.1:{free_udp_port()}/{MODEL_PATH}/manifest.cbor"
+    elif origin_kind == "other-model":
+        origin_uri = h.serve(bad_release(h, "other-model")).manifest_uri()
+    else:
+        origin_uri = h.malicious(repo, origin_kind).manifest_uri()
+    proc, report = h.update(local=local, origin=origin_uri)
+    context = describe(proc)
+    assert proc.returncode == 1, context
+    assert report["result"] == expected, context
+    assert report["source"] is None and report["version"] == "1.0.0", context
+    assert [a["uri"] for a in report["attempts"]] == [LOCAL_URI, origin_uri], context
     h.assert_v1_still_installed(context)

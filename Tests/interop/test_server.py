@@ -12,11 +12,8 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import re
-import shutil
 import signal
 import socket
-import struct
 import subprocess
 import time
 from pathlib import Path
@@ -32,7 +29,6 @@ from conftest import (
     LIBCOAP_CLIENT,
     LIBCOAP_DTLS_CLIENT,
     SERVER,
-    coap_code,
     coap_message,
     coap_probe,
     content_etag,
@@ -698,6 +694,8 @@ def test_image_replaced_during_transfer_never_mixes(own_release, server, tmp_pat
 
     attempts = aio(body())
     assert events, "the image was never replaced"
+    print(f"in-flight replacement: {len(attempts)} attempt(s); ETags of the first: "
+          f"{sorted({b[1].hex() if b[1] else 'none' for b in attempts[0]})}")
     contents = {content_etag(old): old, content_etag(new): new}
     first = attempts[0]
     for num, etag, payload, size2, more in first:
@@ -1081,14 +1079,45 @@ def test_slow_transfer_over_120_seconds(own_release, server):
     assert [b[0] for b in blocks] == list(range(nblocks)), "blocks out of order / restarted"
     etags = [b[1] for b in blocks]
     changed = [i for i in range(1, nblocks) if etags[i] != etags[0]]
+    hexes = ["none" if e is None else e.hex() for e in etags]
     assert not changed, (
-        f"ETag changed at blocks {changed[:5]} (t = {changed[0] * duration / (nblocks - 1):.0f} s): "
-        f"{etags[0].hex()} -> {etags[changed[0]].hex()}")
+        f"ETag changed from block {changed[0]} on (about {changed[0] * duration / (nblocks - 1):.0f} s "
+        f"into the transfer; {len(changed)} of {nblocks} blocks differ): {hexes[0]} -> "
+        f"{hexes[changed[0]]}; per block: {' '.join(f'{i}:{h[:6]}' for i, h in enumerate(hexes))}\n"
+        + srv.describe())
     assert etags[0] == content_etag(data)
     assert blocks[0][3] == size, f"Size2 on block 0: {blocks[0][3]}"
     assembled = b"".join(b[2] for b in blocks)
     assert sha256(assembled) == sha256(data)
     assert srv.alive()
+
+
+def test_resumed_transfer_blocks_carry_the_same_etag(shared):
+    """What the server sends when it has no transfer state for a block
+    (libcoap dropped it after ~93 s, or a device resumes at block N after a
+    reboot, SPEC §6): block N from a fresh client endpoint must carry the
+    same content ETag as block 0, or ETag-checking clients see a changed
+    resource."""
+    base = base_uri(shared.server)
+    data = shared.big.data
+
+    async def one_block(num, szx=6):
+        c = await Client.create()  # a new socket: a new session on the server
+        try:
+            return await c.request(base, shared.big.path, block=(num, False, szx))
+        finally:
+            await c.close()
+
+    async def body():
+        return [(num, await one_block(num)) for num in (0, 1, 7, 150, (len(data) - 1) // 1024)]
+
+    bad = []
+    for num, r in aio(body()):
+        assert r.code == Code.CONTENT and r.payload == data[num * 1024:(num + 1) * 1024], f"block {num}"
+        if r.opt.etag != content_etag(data):
+            bad.append(f"block {num}: ETag {None if r.opt.etag is None else r.opt.etag.hex()}")
+    assert not bad, (f"blocks asked for without prior transfer state, expected ETag "
+                     f"{content_etag(data).hex()}: " + "; ".join(bad))
 
 
 # ---------------------------------------------------------------------------
