@@ -19,6 +19,12 @@ For each fault, two situations:
     attempts[0] = the fault's code, attempts[1] = updated, and the installed
     bytes are the good image.
 
+Also: a slot too small (too-large before any image byte), nothing listening
+(no-server), a 4.04 at the local server, the final result when every server
+fails (the last one that answered), faults at 64-byte blocks and with JSON
+manifests, and two legal but unusual servers (slow but moving, smaller
+blocks than asked for) that must still give `updated`.
+
 Each test builds its own keys, repositories and state under tmp_path.
 """
 
@@ -32,7 +38,6 @@ import select
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import time
