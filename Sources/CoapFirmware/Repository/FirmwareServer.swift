@@ -56,18 +56,15 @@ public final class FirmwareServer {
     private let router = RepositoryRouter()
     private var files: [String: MappedFile] = [:]
     private var fileUse: [String: Int64] = [:]
-    private var models: [String: ModelResources] = [:]
+    /// Registered resources by path, reconciled with the disk on each scan.
+    private var registered: [String: OpaquePointer] = [:]
+    /// Identities of each model's manifest files, to notify observers on change.
+    private var manifestIdentities: [String: [FileIdentity?]] = [:]
     private var sessions = 0
     private var pskStorage: [(identity: UnsafeMutablePointer<UInt8>, key: UnsafeMutablePointer<coap_bin_const_t>, count: Int)] = []
     private var pkiStrings: [UnsafeMutablePointer<CChar>] = []
     public private(set) var endpoints: [EndpointSpec] = []
     private var stopRequested = false
-
-    /// The observable manifest resources of one model, and the manifest files' identities.
-    private struct ModelResources {
-        var resources: [OpaquePointer]
-        var identities: [FileIdentity?]
-    }
 
     public init(configuration: ServerConfiguration, logger: Logger) throws(ServerError) {
         self.configuration = configuration
@@ -90,15 +87,12 @@ public final class FirmwareServer {
         coap_context_set_session_timeout(context, UInt32(max(1, configuration.idleTimeout)))
         coap_register_event_handler(context, serverEventHandler)
 
-        do {
-            try setUpDTLS()
-            try setUpEndpoints()
-        } catch {
-            coap_free_context(context)
-            throw error
-        }
+        // On failure deinit frees the context (every property is set by now).
+        try setUpDTLS()
+        try setUpEndpoints()
 
-        // Everything not registered below (images, unknown paths) goes to the unknown resource.
+        // Paths not registered by the scan (nothing there, or just published) go to the
+        // unknown resource; its GET handler routes them like the rest.
         let unknown = coap_resource_unknown_init2(nil, 0)
         coap_register_request_handler(unknown, COAP_REQUEST_GET, handleGet)
         coap_add_resource(context, unknown)
@@ -204,28 +198,63 @@ public final class FirmwareServer {
 
     // MARK: Repository scanning and Observe
 
-    /// Finds models, registers their observable manifest resources, and
-    /// notifies observers of manifests that changed (RFC 7641 §3.2).
+    /// Reconciles the registered resources with the disk: every manifest and
+    /// image that exists (in both spellings) is a resource, so libcoap
+    /// answers other methods with 4.05 and `/.well-known/core` lists only
+    /// what is there; files that went away lose their resource. Observers of
+    /// a model's manifests are notified when those files change (RFC 7641 §3.2).
     func rescan() {
+        var wanted: [String: (contentFormat: String, observable: Bool)] = [:]
+        var identities: [String: [FileIdentity?]] = [:]
         let firmware = "\(root)/.well-known/firmware"
         for manufacturer in listDirectory(firmware) where RepositoryRouter.isPlainSegment(manufacturer) {
             for model in listDirectory("\(firmware)/\(manufacturer)") where RepositoryRouter.isPlainSegment(model) {
                 let key = "\(manufacturer)/\(model)"
                 let dir = "\(firmware)/\(key)"
-                let identities = ManifestFormat.allCases.map { FileIdentity.of("\(dir)/\($0.fileName)") }
-                if var known = models[key] {
-                    if known.identities != identities {
-                        known.identities = identities
-                        models[key] = known
-                        logger.info("new manifest for \(key); notifying observers")
-                        for resource in known.resources { coap_resource_notify_observers(resource, nil) }
+                guard isInsideRoot(dir) else { continue }
+                let present = ManifestFormat.allCases.filter { FileIdentity.of("\(dir)/\($0.fileName)") != nil && isInsideRoot("\(dir)/\($0.fileName)") }
+                identities[key] = ManifestFormat.allCases.map { FileIdentity.of("\(dir)/\($0.fileName)") }
+                for prefix in ["firmware", "manifest"] {
+                    let base = ".well-known/\(prefix)/\(key)"
+                    for format in present {
+                        wanted["\(base)/\(format.fileName)"] = (String(format.contentFormat), true)
                     }
-                } else if identities.contains(where: { $0 != nil }) {
-                    models[key] = ModelResources(resources: registerManifestResources(manufacturer: manufacturer, model: model),
-                                                 identities: identities)
-                    logger.debug("serving manifests of \(key)")
+                    if !present.isEmpty {
+                        let cts = present.map { String($0.contentFormat) }
+                        wanted["\(base)/manifest"] = (cts.count == 1 ? cts[0] : "\"\(cts.joined(separator: " "))\"", true)
+                    }
+                }
+                for version in listDirectory(dir) where RepositoryRouter.isPlainSegment(version) && FileSystem.isDirectory("\(dir)/\(version)") {
+                    for file in listDirectory("\(dir)/\(version)") where RepositoryRouter.isPlainSegment(file) {
+                        let path = "\(dir)/\(version)/\(file)"
+                        guard FileIdentity.of(path) != nil, isInsideRoot(path) else { continue }
+                        for prefix in ["firmware", "manifest"] {
+                            wanted[".well-known/\(prefix)/\(key)/\(version)/\(file)"] = (String(CoapContentFormat.octetStream), false)
+                        }
+                    }
                 }
             }
+        }
+        for (path, resource) in registered where wanted[path] == nil {
+            coap_delete_resource(context, resource)
+            registered[path] = nil
+            logger.debug("no longer serving /\(path)")
+        }
+        for (path, attributes) in wanted.sorted(by: { $0.key < $1.key }) where registered[path] == nil {
+            registered[path] = register(path: path, contentFormat: attributes.contentFormat, observable: attributes.observable)
+        }
+        for (key, now) in identities where manifestIdentities[key] != now {
+            if manifestIdentities[key] != nil {
+                logger.info("new manifest for \(key); notifying observers")
+                for prefix in ["firmware", "manifest"] {
+                    for name in ["manifest.cbor", "manifest.json", "manifest"] {
+                        if let resource = registered[".well-known/\(prefix)/\(key)/\(name)"] {
+                            coap_resource_notify_observers(resource, nil)
+                        }
+                    }
+                }
+            }
+            manifestIdentities[key] = now
         }
         // Forget mappings nobody asked for in a while; transfers keep their own references.
         let now = monotonicMilliseconds()
@@ -235,22 +264,28 @@ public final class FirmwareServer {
         }
     }
 
-    private func registerManifestResources(manufacturer: String, model: String) -> [OpaquePointer] {
-        var resources: [OpaquePointer] = []
-        for prefix in ["firmware", "manifest"] {
-            for (name, ct) in [("manifest.cbor", "18"), ("manifest.json", "50"), ("manifest", "\"18 50\"")] {
-                let path = ".well-known/\(prefix)/\(manufacturer)/\(model)/\(name)"
-                guard let resource = coap_resource_init(newStrConst(path), Int32(COAP_RESOURCE_FLAGS_RELEASE_URI | COAP_RESOURCE_FLAGS_NOTIFY_CON)) else { continue }
-                coap_register_request_handler(resource, COAP_REQUEST_GET, handleGet)
-                coap_resource_set_get_observable(resource, 1)
-                let release = Int32(COAP_ATTR_FLAGS_RELEASE_NAME | COAP_ATTR_FLAGS_RELEASE_VALUE)
-                coap_add_attr(resource, newStrConst("rt"), newStrConst("\"firmware.manifest\""), release)
-                coap_add_attr(resource, newStrConst("ct"), newStrConst(ct), release)
-                coap_add_resource(context, resource)
-                resources.append(resource)
-            }
+    private func register(path: String, contentFormat: String, observable: Bool) -> OpaquePointer? {
+        let flags = Int32(COAP_RESOURCE_FLAGS_RELEASE_URI | (observable ? COAP_RESOURCE_FLAGS_NOTIFY_CON : 0))
+        guard let resource = coap_resource_init(newStrConst(path), flags) else { return nil }
+        coap_register_request_handler(resource, COAP_REQUEST_GET, handleGet)
+        let release = Int32(COAP_ATTR_FLAGS_RELEASE_NAME | COAP_ATTR_FLAGS_RELEASE_VALUE)
+        if observable {
+            coap_resource_set_get_observable(resource, 1)
+            coap_add_attr(resource, newStrConst("rt"), newStrConst("\"firmware.manifest\""), release)
+        } else {
+            coap_add_attr(resource, newStrConst("rt"), newStrConst("\"firmware.image\""), release)
         }
-        return resources
+        coap_add_attr(resource, newStrConst("ct"), newStrConst(contentFormat), release)
+        coap_add_resource(context, resource)
+        return resource
+    }
+
+    /// True when `path` exists and its real path lies inside the repository.
+    private func isInsideRoot(_ path: String) -> Bool {
+        guard let real = realpath(path, nil) else { return false }
+        defer { free(real) }
+        let resolved = String(cString: real)
+        return resolved == root || resolved.hasPrefix(root == "/" ? "/" : root + "/")
     }
 
     // MARK: Requests
@@ -293,7 +328,13 @@ public final class FirmwareServer {
                                         firstBlock: Int(block.num))
             let maxAge: Int32 = kind == .image ? -1 : Int32(configuration.manifestMaxAge)
             coap_pdu_set_code(response, COAP_RESPONSE_CODE_CONTENT)
-            if block.num > 0 {
+            if block.num == 0 && file.count <= Int(blockSize) {
+                // A body that fits one block goes out without Block2, and libcoap
+                // adds no ETag to it: add the content ETag ourselves.
+                var buffer = [UInt8](repeating: 0, count: 8)
+                withUnsafeBytes(of: file.etag.bigEndian) { buffer = Array($0) }
+                coap_add_option(response, coap_option_num_t(COAP_OPTION_ETAG), 8, buffer)
+            } else if block.num > 0 {
                 // libcoap 4.3.1 adds ETag and Size2 only when a body starts at
                 // block 0. A transfer that reaches us mid-body (a client on a
                 // fresh session, a resume, libcoap's own state dropped after
@@ -309,8 +350,11 @@ public final class FirmwareServer {
                 resource, session, request, response, query, contentFormat, maxAge, file.etag,
                 file.count, data, releaseTransfer, Unmanaged.passRetained(record).toOpaque())
             if ok != 1 {
-                logger.warning("\(peer) GET \(path): libcoap refused the response body")
-                coap_pdu_set_code(response, COAP_RESPONSE_CODE_INTERNAL_ERROR)
+                // libcoap sets 4.00 itself for a block past the end; keep a client error as it is.
+                if UInt32(coap_pdu_get_code(response).rawValue) >> 5 != 4 {
+                    logger.warning("\(peer) GET \(path): libcoap refused the response body")
+                    coap_pdu_set_code(response, COAP_RESPONSE_CODE_INTERNAL_ERROR)
+                }
             }
         }
     }
