@@ -2,7 +2,7 @@
 SWIFT ?= swift
 PYTHON ?= python3
 
-.PHONY: deps build release demo test unit interop vectors bench clean
+.PHONY: deps build release demo test unit interop vectors bench fuzz replay clean
 
 deps:
 	@scripts/install-deps.sh
@@ -24,7 +24,17 @@ demo: release
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+	$(MAKE) --no-print-directory replay
 	$(PYTHON) -m pytest -q Tests/interop
+
+# The kept fuzz corpora and crash reproducers, run once each (regressions).
+FUZZ_TARGETS = manifest-cbor manifest-json envelope parsers blocks
+replay:
+	@for t in $(FUZZ_TARGETS); do .build/debug/coap-fw-fuzz replay $$t Fuzz/corpus/$$t Fuzz/crashes/$$t || exit 1; done
+
+# libFuzzer on every target, FUZZ_SECONDS each (default 60); grows Fuzz/corpus.
+fuzz: deps
+	scripts/fuzz.sh
 
 unit: deps
 	$(SWIFT) test

@@ -45,6 +45,8 @@ let package = Package(
         ),
         .executableTarget(name: "coap-fw-server", dependencies: ["CoapFirmwareCLI"]),
         .executableTarget(name: "coap-fw-client", dependencies: ["CoapFirmwareCLI"]),
+        // Fuzz targets (issue #5): libFuzzer with `make fuzz`, corpus replay in `make test`.
+        .executableTarget(name: "coap-fw-fuzz", dependencies: ["CoapFirmware"]),
 
         .testTarget(name: "CoapFirmwareCoreTests", dependencies: ["CoapFirmwareCore"]),
         .testTarget(

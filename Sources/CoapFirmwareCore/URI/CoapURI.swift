@@ -48,8 +48,13 @@ public struct CoapURI: Sendable, Equatable, CustomStringConvertible {
         } else {
             hostPart = authority
         }
-        guard !hostPart.isEmpty, let decodedHost = Self.percentDecode(hostPart) else { return nil }
-        host = decodedHost.lowercased()
+        // A host is a name of unreserved characters or an IP literal (RFC 3986 §3.2.2);
+        // percent-encoded hosts are refused rather than decoded into spellings we cannot send.
+        let bracketed = authority.hasPrefix("[")
+        guard !hostPart.isEmpty, hostPart.utf8.allSatisfy({ c in
+            bracketed ? (Hex.nibble(c) != nil || c == 0x3A || c == 0x2E) : Self.isUnreserved(c)
+        }) else { return nil }
+        host = String(hostPart).lowercased()
         if let portPart, !portPart.isEmpty {
             guard let p = UInt16(portPart), p > 0 else { return nil }
             port = p
@@ -117,6 +122,10 @@ public struct CoapURI: Sendable, Equatable, CustomStringConvertible {
         return parts.count == 4 && parts.allSatisfy { UInt8($0) != nil }
     }
 
+    static func isUnreserved(_ c: UInt8) -> Bool {
+        (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x2D || c == 0x2E || c == 0x5F || c == 0x7E
+    }
+
     static func segments(of path: Substring) -> [String]? {
         guard !path.isEmpty else { return [] }
         guard path.hasPrefix("/") else { return nil }
@@ -130,7 +139,14 @@ public struct CoapURI: Sendable, Equatable, CustomStringConvertible {
         return result
     }
 
+    /// RFC 3986 §5.2.4 on segments; a lone empty segment is the root, as "/" is
+    /// (RFC 7252 §6.4: no Uri-Path option).
     static func removeDotSegments(_ segments: [String]) -> [String] {
+        let out = removeDots(segments)
+        return out == [""] ? [] : out
+    }
+
+    private static func removeDots(_ segments: [String]) -> [String] {
         var out: [String] = []
         for (i, s) in segments.enumerated() {
             if s == "." {

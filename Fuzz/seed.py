@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""Seeds the fuzz corpora from Vectors/ (issue #5): envelopes as they are,
+their payloads (CBOR and JSON manifests) for the manifest readers, parser
+strings, and block sequences. Writes Fuzz/corpus/<target>/; run once, then
+`make fuzz` grows and minimises the corpora, which are kept in git."""
+import base64
+import hashlib
+import json
+from pathlib import Path
+
+import cbor2
+
+HERE = Path(__file__).resolve().parent
+VECTORS = HERE.parent / "Vectors" / "manifests"
+
+
+def put(target, data):
+    d = HERE / "corpus" / target
+    d.mkdir(parents=True, exist_ok=True)
+    (d / hashlib.sha1(data).hexdigest()).write_bytes(data)
+
+
+def b64(s):
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+for f in sorted(VECTORS.iterdir()):
+    if f.suffix not in (".cbor", ".json") or f.name == "index.json":
+        continue
+    data = f.read_bytes()
+    put("envelope", data)
+    try:
+        if f.suffix == ".cbor":
+            msg = cbor2.loads(data)
+            value = msg.value if hasattr(msg, "value") else msg
+            if isinstance(value, list) and len(value) == 4 and isinstance(value[2], bytes):
+                put("manifest-cbor", value[2])
+        else:
+            jws = json.loads(data)
+            put("manifest-json", b64(jws["payload"]))
+    except Exception:
+        pass  # broken vectors are seeds only as envelopes
+
+for text in ["1.2.3", "0.0.0", "01.2.3", "2025-11-24T16:00:00Z", "2025-11-24T17:00:00+01:00",
+             "coap://_firmware.lan/.well-known/firmware/m/x/manifest.cbor\n../1.2.3/fw.bin",
+             "coaps://[::1]:5684/a/b?c=d\n/x/./y/../z", "coap://h/a%20b\ncoap://other/x", "AAEC", "00ff"]:
+    put("parsers", text.encode())
+
+# blocks: size hi, size lo, szx, second size, then 8-byte block records.
+for size, szx in [(3000, 6), (0, 2), (1024, 6), (100, 0)]:
+    blocks = bytes([size >> 8, size & 0xFF, szx, 10])
+    bs = 16 << szx
+    n = 0
+    done = 0
+    while done < size or n == 0:
+        count = min(bs, size - done)
+        more = done + count < size
+        blocks += bytes([n & 0xFF, n >> 8, (szx << 1) | int(more), 1, 0, 0, count >> 8, count & 0xFF])
+        done += count
+        n += 1
+        if not more:
+            break
+    put("blocks", blocks)
+print("seeded", ", ".join(f"{d.name}: {len(list(d.iterdir()))}" for d in sorted((HERE / "corpus").iterdir())))

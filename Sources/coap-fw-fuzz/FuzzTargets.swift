@@ -1,0 +1,154 @@
+import CoapFirmware
+import CoapFirmwareCore
+
+/// The fuzz targets (issue #5): each takes arbitrary bytes and must neither
+/// crash nor break an invariant, whatever the bytes. libFuzzer drives them
+/// in `make fuzz` (built with -sanitize=fuzzer,address); `replay` runs the
+/// kept corpora and crash reproducers as regression tests in `make test`.
+enum FuzzTarget: String, CaseIterable {
+    case manifestCBOR = "manifest-cbor"
+    case manifestJSON = "manifest-json"
+    case envelope
+    case parsers
+    case blocks
+
+    func run(_ data: UnsafeRawBufferPointer) {
+        let bytes = Array(data)
+        switch self {
+        case .manifestCBOR: fuzzManifestCBOR(bytes)
+        case .manifestJSON: fuzzManifestJSON(bytes)
+        case .envelope: fuzzEnvelope(bytes)
+        case .parsers: fuzzParsers(bytes)
+        case .blocks: fuzzBlocks(bytes)
+        }
+    }
+}
+
+/// libcbor decoding, then the manifest reader; what decodes must re-encode
+/// to something that decodes to the same value.
+func fuzzManifestCBOR(_ bytes: [UInt8]) {
+    guard let value = try? CBORCodec.decode(bytes) else { return }
+    // Compared as bytes: encoding is deterministic, and NaN != NaN as a value.
+    let again = CBORCodec.encode(value)
+    guard let back = try? CBORCodec.decode(again), CBORCodec.encode(back) == again else {
+        fatalError("CBOR re-encoding is not stable")
+    }
+    if let manifest = try? Manifest(cbor: value) {
+        guard (try? Manifest(cbor: manifest.cborValue)) == manifest else { fatalError("manifest CBOR round trip failed") }
+    }
+}
+
+func fuzzManifestJSON(_ bytes: [UInt8]) {
+    guard let manifest = try? Manifest(jsonBytes: bytes) else { return }
+    guard (try? Manifest(jsonBytes: JSONWriter.write(manifest.jsonValue))) == manifest else {
+        fatalError("manifest JSON round trip failed")
+    }
+}
+
+/// Fixed trust anchors: the test vectors' ES256 and Ed25519 keys.
+let fuzzVerifier: ManifestVerifier = {
+    let es256 = """
+        -----BEGIN PUBLIC KEY-----
+        MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEKsxF4P+eVmyH8upDVLnwf8BP386W
+        y55VYVggTOEmodXIIHWWcT26BMfqcuYyocBYUiTjwJEyQqG55HZVmiJDrw==
+        -----END PUBLIC KEY-----
+        """
+    let ed25519 = """
+        -----BEGIN PUBLIC KEY-----
+        MCowBQYDK2VwAyEAVwctjFm8Zss1nZlC5bLQz5eptcViE8uMMK78qCNgmXE=
+        -----END PUBLIC KEY-----
+        """
+    return ManifestVerifier(trustedKeys: [try! PublicKey(pem: Array(es256.utf8)), try! PublicKey(pem: Array(ed25519.utf8))])
+}()
+
+/// COSE_Sign1 and JWS parsing and verification. Anything that verifies must
+/// be signed by a trusted key: the corpus holds valid vectors, so mutations
+/// of them must never verify with changed content.
+func fuzzEnvelope(_ bytes: [UInt8]) {
+    guard let verified = try? fuzzVerifier.verify(bytes) else { return }
+    guard fuzzVerifier.trustedKeys.contains(where: { $0.kid == verified.signerKid }) else { fatalError("verified by an untrusted key") }
+    // Re-verifying the same bytes gives the same manifest.
+    guard (try? fuzzVerifier.verify(bytes))?.manifest == verified.manifest else { fatalError("verification is not deterministic") }
+}
+
+/// Text parsers: versions, URIs (and reference resolution), RFC 3339, endpoints, base64url, hex.
+func fuzzParsers(_ bytes: [UInt8]) {
+    let text = String(decoding: bytes, as: UTF8.self)
+    let halves = text.split(separator: "\n", maxSplits: 1).map(String.init)
+    if let v = FirmwareVersion(text) {
+        guard FirmwareVersion(v.description) == v, v.description == text else { fatalError("version round trip") }
+    }
+    if let seconds = RFC3339.parse(text) {
+        guard RFC3339.parse(RFC3339.format(seconds)) == seconds else { fatalError("RFC 3339 round trip") }
+    }
+    if let uri = CoapURI(halves.first ?? text) {
+        guard CoapURI(uri.description) == uri else { fatalError("URI round trip: \(uri)") }
+        if halves.count == 2, let resolved = uri.resolving(halves[1]) {
+            guard !resolved.path.contains(".."), !resolved.path.contains(".") else { fatalError("dot segment survived resolution") }
+        }
+    }
+    _ = EndpointSpec(text)
+    if let decoded = Base64URL.decode(text) {
+        guard Base64URL.encode(decoded) == text else { fatalError("base64url is not canonical") }
+    }
+    if let decoded = Hex.decodeLowercase(text) {
+        guard Hex.encode(decoded) == text else { fatalError("hex is not canonical") }
+    }
+    _ = try? JSONParser.parse(bytes)
+}
+
+/// The update engine fed an arbitrary sequence of block responses: accepted
+/// blocks are contiguous, never past the manifest size, and only a complete
+/// image reaches the digest check.
+func fuzzBlocks(_ bytes: [UInt8]) {
+    guard bytes.count >= 4 else { return }
+    let size = UInt64(bytes[0]) << 8 | UInt64(bytes[1])
+    let szx = bytes[2] % 7
+    var manifest = Manifest(timestamp: 1, manufacturer: "m", model: "x", firmwareVersion: FirmwareVersion(major: 1, minor: 0, revision: 0))
+    manifest.components = [
+        Component(name: "a", location: "a", size: size, digests: [ImageDigest(algorithm: .sha256, value: [UInt8](repeating: 0, count: 32))]),
+        Component(name: "b", location: "b", size: UInt64(bytes[3]), digests: [ImageDigest(algorithm: .sha256, value: [UInt8](repeating: 0, count: 32))]),
+    ]
+    var engine = UpdateEngine(policy: DevicePolicy(manufacturer: "m", model: "x"), szx: szx)
+    _ = engine.start()
+    _ = engine.manifestVerified(manifest)
+    var stored: [UInt64] = [0, 0]
+    var i = 4
+    while i + 8 <= bytes.count {
+        let b = Array(bytes[i..<i + 8])
+        i += 8
+        let block = BlockReceiver.Block(
+            number: UInt32(b[0]) | UInt32(b[1] & 0x0F) << 8, more: b[2] & 1 == 1, szx: b[2] >> 1 & 7 == 7 ? 6 : b[2] >> 1 & 7,
+            etag: ETag([b[3] & 3]), size2: b[4] & 0x80 != 0 ? UInt64(b[5]) : nil,
+            payloadCount: Int(UInt16(b[6]) << 8 | UInt16(b[7])) % 1025)
+        let actions: [UpdateEngine.Action]
+        if case .downloading(let c, _, _) = engine.state {
+            actions = engine.blockReceived(block)
+            for action in actions {
+                switch action {
+                case .store(let sc, let offset):
+                    guard sc == Int(c), offset == stored[sc] else { fatalError("store at \(offset), expected \(stored[sc])") }
+                    stored[sc] = offset + UInt64(block.payloadCount)
+                    guard stored[sc] <= manifest.images[sc].size else { fatalError("stored past the manifest size") }
+                case .discard(let dc):
+                    stored[dc] = 0
+                case .checkDigests(let dc):
+                    guard stored[dc] == manifest.images[dc].size else { fatalError("digest check before the image was complete") }
+                default:
+                    break
+                }
+            }
+        } else if case .checkingDigests = engine.state {
+            actions = engine.digestsChecked(matching: b[0] & 1 == 0)
+            for case .discard(let dc) in actions { stored[dc] = 0 }
+        } else if case .installing = engine.state {
+            guard stored.enumerated().allSatisfy({ $0.element == manifest.images[$0.offset].size }) else {
+                fatalError("install with incomplete images")
+            }
+            actions = engine.installFinished(error: nil)
+        } else {
+            break
+        }
+        _ = actions
+    }
+}
