@@ -49,6 +49,12 @@ struct Update: ParsableCommand {
     @Option(help: "Seconds to wait without progress at one server before moving on.")
     var timeout: Double = 30
 
+    @Option(name: .customLong("ack-timeout"), help: "RFC 7252 ACK_TIMEOUT in seconds (1 to 60): the first retransmission's wait (doubles each time).")
+    var ackTimeout: Double = 2
+
+    @Option(name: .customLong("max-retransmit"), help: "RFC 7252 MAX_RETRANSMIT: retransmissions of one message before it is given up.")
+    var maxRetransmit = 4
+
     @Option(name: .customLong("psk-file"), help: ArgumentHelp("DTLS key for coaps:// ('identity:hexkey'; the first line is used).", valueName: "FILE"))
     var pskFile: String?
 
@@ -75,6 +81,13 @@ struct Update: ParsableCommand {
         options.blockSize = blockSize
         options.slotSize = slotSize
         options.timeout = timeout
+        // libcoap 4.3.1 takes ACK_TIMEOUT as a fixed-point value with a whole part of at least 1.
+        guard ackTimeout >= 1 && ackTimeout <= 60 else { throw CommandFailure.usage("--ack-timeout \(ackTimeout): expected 1 to 60 seconds") }
+        guard (0...20).contains(maxRetransmit) else { throw CommandFailure.usage("--max-retransmit \(maxRetransmit): expected 0 to 20") }
+        options.ackTimeout = ackTimeout
+        options.maxRetransmit = maxRetransmit
+        // A fresh exchange after about two transmissions' worth of waiting (see UpdateOptions.exchangeTimeout).
+        options.exchangeTimeout = max(3 * ackTimeout, 1)
         if let domain {
             guard !domain.isEmpty, !domain.contains("/"), !domain.contains(" ") else { throw CommandFailure.usage("--domain \(domain): not a domain name") }
             options.domain = domain

@@ -59,8 +59,18 @@ if args[1] == "replay" {
     print("\(target.rawValue): \(count) inputs replayed, no crash")
     exit(0)
 }
-guard let target = FuzzTarget(rawValue: args[1]) else { usage() }
-selectedTarget = target
+// libFuzzer re-executes itself for -merge and -fork with only its own
+// options, so the target also travels in the environment.
+var fuzzerOptions = Array(args.dropFirst(2))
+if let target = FuzzTarget(rawValue: args[1]) {
+    selectedTarget = target
+    setenv("COAPFW_FUZZ_TARGET", target.rawValue, 1)
+} else if let name = getenv("COAPFW_FUZZ_TARGET"), let target = FuzzTarget(rawValue: String(cString: name)) {
+    selectedTarget = target
+    fuzzerOptions = Array(args.dropFirst(1))
+} else {
+    usage()
+}
 
 #if FUZZING
 @_silgen_name("LLVMFuzzerRunDriver")
@@ -68,7 +78,7 @@ func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMuta
                          _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32) -> Int32
 
 // libFuzzer sees the program name and its own options, not the target name.
-var fuzzerArgs: [UnsafeMutablePointer<CChar>?] = ([args[0]] + args.dropFirst(2)).map { strdup($0) } + [nil]
+var fuzzerArgs: [UnsafeMutablePointer<CChar>?] = ([args[0]] + fuzzerOptions).map { strdup($0) } + [nil]
 var argc = Int32(fuzzerArgs.count - 1)
 let status = fuzzerArgs.withUnsafeMutableBufferPointer { buffer -> Int32 in
     var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = buffer.baseAddress

@@ -67,6 +67,9 @@ public final class CoapClient {
     private var sessionKey: String?
     private var requestsOnSession = 0
     public var requestsPerSession = 30_000
+    /// RFC 7252 §4.8 ACK_TIMEOUT in seconds (default 2) and MAX_RETRANSMIT (default 4).
+    public var ackTimeout: Double = 2
+    public var maxRetransmit = 4
     public private(set) var sessionsOpened = 0
     public private(set) var requestsSent = 0
 
@@ -193,6 +196,19 @@ public final class CoapClient {
             created = coap_new_client_session(context, nil, &server, COAP_PROTO_UDP)
         }
         guard let created else { throw .unreachable("cannot open a session to \(address)") }
+        // Random initial token: a new session may get the old one's local
+        // port back, and late answers to the old one must not match ours.
+        var generator = SystemRandomNumberGenerator()
+        let seed = (0..<8).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        coap_session_init_token(created, seed.count, seed)
+        if ackTimeout != 2 {
+            // libcoap ignores values whose whole part is 0.
+            let clamped = min(max(ackTimeout, 1), 60)
+            let whole = UInt16(clamped.rounded(.down))
+            let millis = UInt16((clamped - Double(whole)) * 1000)
+            coap_session_set_ack_timeout(created, coap_fixed_point_t(integer_part: whole, fractional_part: millis))
+        }
+        if maxRetransmit != 4 { coap_session_set_max_retransmit(created, UInt16(max(0, min(maxRetransmit, 20)))) }
         session = created
         sessionKey = key
         requestsOnSession = 0

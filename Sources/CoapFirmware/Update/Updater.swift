@@ -22,6 +22,15 @@ public struct UpdateOptions: Sendable {
     public var psk: (identity: [UInt8], key: [UInt8])?
     /// Requests per CoAP session before a fresh one (new port, new Message-ID space).
     public var requestsPerSession = 30_000
+    /// How long one exchange may wait, libcoap's retransmissions included,
+    /// before it is dropped and the request sent afresh (until `timeout`).
+    /// RFC 7252's exponential back-off alone needs 2+4+8+16 s for four lost
+    /// tries; on a lossy link a fresh exchange every few seconds keeps a
+    /// moving transfer inside `--timeout` while staying one request at a time.
+    public var exchangeTimeout: Double = 6
+    /// RFC 7252 §4.8 transmission parameters: ACK_TIMEOUT (s) and MAX_RETRANSMIT.
+    public var ackTimeout: Double = 2
+    public var maxRetransmit = 4
 
     public init(trustedKeys: [PublicKey], manufacturer: String, model: String, stateDirectory: String) {
         self.trustedKeys = trustedKeys
@@ -172,6 +181,8 @@ public final class Updater {
             return (AttemptReport(uri: manifestURI.description, result: .noServer, reason: error.description, bytes: 0), false)
         }
         client.requestsPerSession = options.requestsPerSession
+        client.ackTimeout = options.ackTimeout
+        client.maxRetransmit = options.maxRetransmit
         let transfer = Transfer(updater: self, client: client, state: state, szx: szx)
         let policy = DevicePolicy(manufacturer: options.manufacturer, model: options.model,
                                   installed: installed?.release, slotSize: options.slotSize)
@@ -241,7 +252,8 @@ private final class Transfer {
             let left = Double(deadline - monotonicMilliseconds()) / 1000
             if left <= 0 { return .failure(.timeout(seconds: timeout)) }
             do {
-                let response = try client.get(uri, address: address, accept: accept, block2: block2, timeout: left)
+                let response = try client.get(uri, address: address, accept: accept, block2: block2,
+                                              timeout: min(left, updater.options.exchangeTimeout))
                 answered = true
                 return .success(response)
             } catch .timeout {
@@ -336,7 +348,8 @@ private final class Transfer {
     /// byte before the resume point (SPEC §6) and refuses a resume whose
     /// completed components no longer match their digests.
     private func resumePoint(_ manifest: Manifest) -> UpdateEngine.ResumePoint? {
-        guard let record = state.loadResume(), record.manifestID == manifestID, record.blockSize == 16 << Int(szx),
+        // The block size may differ from the interrupted run's, as long as the offset is a block boundary.
+        guard let record = state.loadResume(), record.manifestID == manifestID, record.offset % UInt64(16 << Int(szx)) == 0,
               record.component < manifest.images.count, record.offset <= manifest.images[record.component].size
         else {
             for fd in files { ftruncate(fd, 0) }
