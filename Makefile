@@ -2,7 +2,7 @@
 SWIFT ?= swift
 PYTHON ?= python3
 
-.PHONY: deps build release demo test unit interop vectors bench fuzz replay clean
+.PHONY: deps build release demo test unit interop vectors bench fuzz replay asan faults clean
 
 deps:
 	@scripts/install-deps.sh
@@ -25,7 +25,12 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	$(MAKE) --no-print-directory replay
-	$(PYTHON) -m pytest -q Tests/interop
+	$(MAKE) --no-print-directory asan
+	$(PYTHON) -m pytest -q -n 2 Tests/interop
+
+# The server under AddressSanitizer, for the malformed-datagram test.
+asan:
+	$(SWIFT) build --scratch-path .build-asan -Xswiftc -sanitize=address -Xswiftc -use-ld=lld --product coap-fw-server
 
 # The kept fuzz corpora and crash reproducers, run once each (regressions).
 FUZZ_TARGETS = manifest-cbor manifest-json envelope parsers blocks
@@ -39,8 +44,8 @@ fuzz: deps
 unit: deps
 	$(SWIFT) test
 
-interop: build
-	$(PYTHON) -m pytest -q Tests/interop
+interop: build asan
+	$(PYTHON) -m pytest -q -n 2 Tests/interop
 
 # Regenerate the independent test vectors (pycose, cbor2, cryptography).
 vectors: deps

@@ -1,0 +1,292 @@
+#!/usr/bin/env python3
+"""A user-space netem for UDP: loss, delay, duplication and reordering, per
+direction, between CoAP clients and one upstream server.
+
+The fault matrix (fault_matrix.py) always tries the kernel's `tc qdisc ...
+netem` first; this relay is the fall-back for kernels without sch_netem
+("Specified qdisc kind is unknown"). It runs inside the server's network
+namespace:
+
+    relay.py --listen 10.78.3.1:5690 --upstream 10.78.3.1:5683 \
+             --loss 0.05 --delay 0.1 --dup 0.05 --reorder 0.05 --seed 7
+
+Every datagram, in each direction ("up": client -> server, "down": server ->
+client), goes through, in this order:
+
+  loss      dropped with probability LOSS;
+  dup       otherwise forwarded twice with probability DUP (both copies at
+            the same time, like netem's `duplicate`);
+  reorder   each copy is, with probability REORDER, held back: it is sent
+            right after the next datagram of the same direction, or when an
+            extra random 2..3 x DELAY has passed (2..3 x --reorder-unit when
+            DELAY is 0), whichever comes first;
+  delay     everything else leaves DELAY seconds after it arrived.
+
+`--loss/--delay/--dup/--reorder` set both directions; `--up-loss`,
+`--down-delay`, ... override one direction. Each client address gets its own
+upstream socket (like a NAT), so a client's new sessions on new local ports
+stay apart. The random generator is seeded (`--seed`) and printed, so a run
+can be replayed.
+
+On SIGTERM/SIGINT it prints one line
+
+    relay stats {"up": {...}, "down": {...}, ...}
+
+with, per direction: received, forwarded (datagrams sent, duplicates and
+released held ones included), dropped, duplicated, reordered (held back),
+released_after_next / released_by_timer, bytes_forwarded, and coap_repeats
+(received CoAP messages whose Message ID this client endpoint already used
+in that direction: for "up", the client's retransmissions as they reach the
+relay, before any loss). `last_down_sent` / `last_up_sent` are
+time.monotonic() stamps (CLOCK_MONOTONIC, comparable across processes).
+`--stats-file` writes the same JSON to a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import itertools
+import json
+import random
+import selectors
+import signal
+import socket
+import sys
+import time
+
+DIRECTIONS = ("up", "down")
+
+
+def split_hostport(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+def probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text}: a probability is 0..1")
+    return value
+
+
+def seconds(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text}: seconds must be >= 0")
+    return value
+
+
+def netem_args(loss: float, delay: float, dup: float, reorder: float) -> list[str]:
+    """The same faults as `tc qdisc add dev IF root netem ...` arguments, for
+    one direction (netem shapes a device's egress; put it on both veth ends).
+
+    netem only reorders while other packets wait in its delay queue
+    (reordered ones skip the delay), so reordering with no delay gets a 1 ms
+    delay to have something to jump ahead of."""
+    spec = []
+    if loss:
+        spec += ["loss", f"{loss * 100:g}%"]
+    if delay or reorder:
+        spec += ["delay", f"{max(delay * 1000, 1 if reorder else 0):g}ms"]
+    if dup:
+        spec += ["duplicate", f"{dup * 100:g}%"]
+    if reorder:
+        spec += ["reorder", f"{reorder * 100:g}%"]
+    return spec or ["delay", "0ms"]
+
+
+class Direction:
+    def __init__(self, name: str, loss: float, delay: float, dup: float, reorder: float, reorder_unit: float):
+        self.name = name
+        self.loss, self.delay, self.dup, self.reorder = loss, delay, dup, reorder
+        self.reorder_unit = reorder_unit
+        self.held: dict[int, tuple] = {}  # id -> (sock, data, dest)
+        self.seen: set[tuple] = set()     # (endpoint, message id) already received
+        self.stats = {"received": 0, "forwarded": 0, "dropped": 0, "duplicated": 0, "reordered": 0,
+                      "released_after_next": 0, "released_by_timer": 0, "bytes_forwarded": 0,
+                      "coap_repeats": 0}
+        self.last_sent: float | None = None
+
+    def params(self) -> dict:
+        return {"loss": self.loss, "delay": self.delay, "dup": self.dup, "reorder": self.reorder}
+
+
+def coap_message_id(data: bytes) -> tuple[int, int] | None:
+    """(type, Message ID) of a CoAP-over-UDP message, None if it is not one."""
+    if len(data) < 4 or data[0] >> 6 != 1 or data[0] & 0x0F > 8:
+        return None
+    return (data[0] >> 4) & 3, int.from_bytes(data[2:4], "big")
+
+
+class Relay:
+    def __init__(self, listen, upstream, directions: dict[str, Direction], seed: int, stats_file: str | None):
+        self.rng = random.Random(seed)
+        self.seed = seed
+        self.listen, self.upstream = listen, upstream
+        self.dirs = directions
+        self.stats_file = stats_file
+        self.lsock = socket.socket(socket.AF_INET6 if ":" in listen[0] else socket.AF_INET, socket.SOCK_DGRAM)
+        self.lsock.bind(listen)
+        self.lsock.setblocking(False)
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(self.lsock, selectors.EVENT_READ, None)
+        self.uplinks: dict[tuple, socket.socket] = {}
+        self.queue: list = []  # (due, seq, kind, direction, payload)
+        self.seq = itertools.count()
+        self.hold_ids = itertools.count()
+        self.stop = False
+        self.started = time.monotonic()
+
+    # -- scheduling -------------------------------------------------------
+
+    def _push(self, due: float, kind: str, direction: Direction, payload):
+        heapq.heappush(self.queue, (due, next(self.seq), kind, direction.name, payload))
+
+    def on_datagram(self, d: Direction, sock, data: bytes, dest, endpoint):
+        now = time.monotonic()
+        d.stats["received"] += 1
+        mid = coap_message_id(data)
+        if mid is not None:
+            mtype, number = mid
+            # "up": only CON/NON requests repeat a Message ID on retransmission;
+            # "down": a repeated ACK/response means the server answered a duplicate.
+            if d.name == "down" or mtype in (0, 1):
+                key = (endpoint, mtype if d.name == "up" else 0, number)
+                if key in d.seen:
+                    d.stats["coap_repeats"] += 1
+                else:
+                    d.seen.add(key)
+        if self.rng.random() < d.loss:
+            d.stats["dropped"] += 1
+            return
+        copies = 1
+        if d.dup and self.rng.random() < d.dup:
+            copies = 2
+            d.stats["duplicated"] += 1
+        for _ in range(copies):
+            if d.reorder and self.rng.random() < d.reorder:
+                d.stats["reordered"] += 1
+                hid = next(self.hold_ids)
+                d.held[hid] = (sock, data, dest)
+                extra = self.rng.uniform(2.0, 3.0) * (d.delay if d.delay > 0 else d.reorder_unit)
+                self._push(now + d.delay + extra, "release", d, hid)
+            else:
+                self._push(now + d.delay, "send", d, (sock, data, dest))
+
+    def _send(self, d: Direction, sock, data: bytes, dest):
+        try:
+            if dest is None:
+                sock.send(data)
+            else:
+                sock.sendto(data, dest)
+        except OSError:
+            return
+        d.stats["forwarded"] += 1
+        d.stats["bytes_forwarded"] += len(data)
+        d.last_sent = time.monotonic()
+
+    def run_due(self):
+        now = time.monotonic()
+        while self.queue and self.queue[0][0] <= now:
+            _, _, kind, dname, payload = heapq.heappop(self.queue)
+            d = self.dirs[dname]
+            if kind == "send":
+                self._send(d, *payload)
+                # Whatever was held back in this direction goes after it.
+                for hid in sorted(d.held):
+                    self._send(d, *d.held.pop(hid))
+                    d.stats["released_after_next"] += 1
+            elif payload in d.held:  # "release": the hold ran out first
+                self._send(d, *d.held.pop(payload))
+                d.stats["released_by_timer"] += 1
+
+    # -- main loop --------------------------------------------------------
+
+    def serve(self) -> int:
+        def on_term(*_):
+            self.stop = True
+
+        signal.signal(signal.SIGTERM, on_term)
+        signal.signal(signal.SIGINT, on_term)
+        print(f"relay {self.listen[0]}:{self.listen[1]} -> {self.upstream[0]}:{self.upstream[1]} seed {self.seed} "
+              + " ".join(f"{n} {json.dumps(d.params())}" for n, d in self.dirs.items()), flush=True)
+        up, down = self.dirs["up"], self.dirs["down"]
+        while not self.stop:
+            timeout = max(0.0, self.queue[0][0] - time.monotonic()) if self.queue else 0.5
+            try:
+                events = self.sel.select(min(timeout, 0.5))
+            except InterruptedError:
+                continue
+            for key, _ in events:
+                sock = key.fileobj
+                try:
+                    data, addr = sock.recvfrom(65535)
+                except (BlockingIOError, ConnectionRefusedError, OSError):
+                    continue
+                if key.data is None:  # from a client
+                    uplink = self.uplinks.get(addr)
+                    if uplink is None:
+                        uplink = socket.socket(self.lsock.family, socket.SOCK_DGRAM)
+                        uplink.setblocking(False)
+                        uplink.connect(self.upstream)
+                        self.uplinks[addr] = uplink
+                        self.sel.register(uplink, selectors.EVENT_READ, addr)
+                    self.on_datagram(up, uplink, data, None, addr)
+                else:  # from the server, back to the client at key.data
+                    self.on_datagram(down, self.lsock, data, key.data, key.data)
+            self.run_due()
+        stats = self.report()
+        print("relay stats " + json.dumps(stats), flush=True)
+        if self.stats_file:
+            with open(self.stats_file, "w") as f:
+                json.dump(stats, f)
+        return 0
+
+    def report(self) -> dict:
+        out = {name: dict(d.stats, held_at_exit=len(d.held), **d.params()) for name, d in self.dirs.items()}
+        out["seed"] = self.seed
+        out["clients"] = len(self.uplinks)
+        out["last_up_sent"] = self.dirs["up"].last_sent
+        out["last_down_sent"] = self.dirs["down"].last_sent
+        out["started"] = self.started
+        return out
+
+
+def parse_stats(log: str) -> dict | None:
+    """The JSON of the last "relay stats" line of a relay's output."""
+    found = None
+    for line in log.splitlines():
+        if line.startswith("relay stats "):
+            found = json.loads(line[len("relay stats "):])
+    return found
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--listen", required=True, type=split_hostport, help="HOST:PORT the clients send to")
+    parser.add_argument("--upstream", required=True, type=split_hostport, help="the server's HOST:PORT")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed)")
+    parser.add_argument("--reorder-unit", type=seconds, default=0.5,
+                        help="with no delay, a reordered datagram waits at most 2..3 x this (default 0.5 s)")
+    parser.add_argument("--stats-file", help="also write the final counters (JSON) here")
+    for fault, kind, text in (("loss", probability, "drop probability"), ("delay", seconds, "delay in seconds"),
+                              ("dup", probability, "duplication probability"),
+                              ("reorder", probability, "reordering probability")):
+        parser.add_argument(f"--{fault}", type=kind, default=0.0, help=f"{text}, both directions (default 0)")
+        for name in DIRECTIONS:
+            parser.add_argument(f"--{name}-{fault}", type=kind, default=None, help=f"{text}, {name} only")
+    args = parser.parse_args(argv)
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 32)
+    dirs = {}
+    for name in DIRECTIONS:
+        value = {f: getattr(args, f"{name}_{f}") for f in ("loss", "delay", "dup", "reorder")}
+        value = {f: (v if v is not None else getattr(args, f)) for f, v in value.items()}
+        dirs[name] = Direction(name, reorder_unit=args.reorder_unit, **value)
+    return Relay(args.listen, args.upstream, dirs, seed, args.stats_file).serve()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
