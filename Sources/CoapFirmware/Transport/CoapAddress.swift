@@ -50,12 +50,13 @@ public struct EndpointSpec: Sendable, Equatable, CustomStringConvertible {
         return "\(secure ? "coaps" : "coap")://\(h):\(port)"
     }
 
-    /// Resolves to one socket address (numeric hosts, or names via getaddrinfo).
-    func resolve() -> coap_address_t? {
+    /// Resolves to one socket address (numeric hosts, or names via
+    /// getaddrinfo); `passive` for an address to listen on.
+    func resolve(passive: Bool = true) -> coap_address_t? {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_DGRAM.rawValue)
-        hints.ai_flags = AI_PASSIVE
+        hints.ai_flags = passive ? AI_PASSIVE : 0
         var result: UnsafeMutablePointer<addrinfo>?
         guard getaddrinfo(host, String(port), &hints, &result) == 0, let first = result else { return nil }
         defer { freeaddrinfo(result) }

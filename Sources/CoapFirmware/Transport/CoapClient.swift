@@ -276,26 +276,8 @@ public struct Resolved: CustomStringConvertible {
 
     /// Resolves `host` (a name or literal) and `port`.
     public static func resolve(host: String, port: UInt16) -> Resolved? {
-        guard let address = EndpointSpec(host: host, port: port, secure: false).resolveForClient() else { return nil }
+        guard let address = EndpointSpec(host: host, port: port, secure: false).resolve(passive: false) else { return nil }
         return Resolved(address: address)
-    }
-}
-
-extension EndpointSpec {
-    func resolveForClient() -> coap_address_t? {
-        var hints = addrinfo()
-        hints.ai_family = AF_UNSPEC
-        hints.ai_socktype = Int32(SOCK_DGRAM.rawValue)
-        var result: UnsafeMutablePointer<addrinfo>?
-        guard getaddrinfo(host, String(port), &hints, &result) == 0, let first = result else { return nil }
-        defer { freeaddrinfo(result) }
-        var address = coap_address_t()
-        coap_address_init(&address)
-        let length = Int(first.pointee.ai_addrlen)
-        guard length <= MemoryLayout.size(ofValue: address.addr) else { return nil }
-        withUnsafeMutableBytes(of: &address.addr) { $0.copyMemory(from: UnsafeRawBufferPointer(start: first.pointee.ai_addr, count: length)) }
-        address.size = socklen_t(length)
-        return address
     }
 }
 
