@@ -132,8 +132,9 @@ def sha256(data: bytes) -> str:
 
 
 def content_etag(data: bytes) -> bytes:
-    """The ETag the server promises: the first 8 bytes of SHA-256(content)."""
-    return hashlib.sha256(data).digest()[:8]
+    """The ETag the server promises: the first 8 bytes of SHA-256(content) as a
+    number, without leading zero bytes (libcoap's encoding; docs/design.md)."""
+    return hashlib.sha256(data).digest()[:8].lstrip(b"\x00") or b"\x01"
 
 
 def free_udp_port(host: str = "127.0.0.1") -> int:

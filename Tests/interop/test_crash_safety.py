@@ -315,7 +315,13 @@ def test_kill9_at_20_points(bin_dir, server, tmp_path):
         expected[version] = {}
         for name, size in comps:
             path = images / version / f"{name}.img"
-            expected[version][name] = (size, write_random_file(path, size))
+            # An image whose SHA-256 starts with 00 gets a differently encoded ETag
+            # mid-body (a server bug with its own test in test_server_robustness.py:
+            # test_etag_is_the_same_8_bytes_for_every_block); kept out of here so
+            # that this test measures crash safety, not that bug, every time.
+            while (digest := write_random_file(path, size)).startswith("00"):
+                pass
+            expected[version][name] = (size, digest)
             files.append((name, path))
         if version == OLD_VERSION:
             publish(bin_dir, repo, keys / "private.pem", MODEL, version, components=files)

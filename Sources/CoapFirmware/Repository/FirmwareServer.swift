@@ -77,6 +77,7 @@ public final class FirmwareServer {
         guard FileSystem.isDirectory(root) else { throw ServerError("--repo \(configuration.repository): not a directory") }
 
         coap_startup()
+        routeCoapLogsToStderr()
         coap_set_log_level(logger.logLevel <= .debug ? LOG_INFO : LOG_WARNING)
         guard let context = coap_new_context(nil) else { throw ServerError("libcoap: cannot create a context") }
         self.context = context
@@ -328,20 +329,18 @@ public final class FirmwareServer {
                                         firstBlock: Int(block.num))
             let maxAge: Int32 = kind == .image ? -1 : Int32(configuration.manifestMaxAge)
             coap_pdu_set_code(response, COAP_RESPONSE_CODE_CONTENT)
-            if block.num == 0 && file.count <= Int(blockSize) {
-                // A body that fits one block goes out without Block2, and libcoap
-                // adds no ETag to it: add the content ETag ourselves.
-                var buffer = [UInt8](repeating: 0, count: 8)
-                withUnsafeBytes(of: file.etag.bigEndian) { buffer = Array($0) }
-                coap_add_option(response, coap_option_num_t(COAP_OPTION_ETAG), 8, buffer)
-            } else if block.num > 0 {
-                // libcoap 4.3.1 adds ETag and Size2 only when a body starts at
-                // block 0. A transfer that reaches us mid-body (a client on a
-                // fresh session, a resume, libcoap's own state dropped after
-                // ~93 s) must still see the same ETag, or it restarts.
-                var buffer = [UInt8](repeating: 0, count: 8)
-                withUnsafeBytes(of: file.etag.bigEndian) { buffer = Array($0) }
-                coap_add_option(response, coap_option_num_t(COAP_OPTION_ETAG), 8, buffer)
+            // libcoap adds ETag (and Size2) only to a body that starts at block 0
+            // and spans blocks. A body that fits one block, and a transfer that
+            // reaches us mid-body (a fresh client session, a resume, libcoap's
+            // state dropped after ~93 s), get them here, encoded as libcoap
+            // encodes them (no leading zero bytes), so the ETag never changes.
+            var buffer = [UInt8](repeating: 0, count: 8)
+            let spansBlocks = file.count > Int(blockSize)
+            if block.num > 0 || !spansBlocks {
+                let n = coap_encode_var_safe8(&buffer, buffer.count, file.etag)
+                coap_add_option(response, coap_option_num_t(COAP_OPTION_ETAG), Int(n), buffer)
+            }
+            if block.num > 0 {
                 let n = coap_encode_var_safe8(&buffer, buffer.count, UInt64(file.count))
                 coap_add_option(response, coap_option_num_t(COAP_OPTION_SIZE2), Int(n), buffer)
             }

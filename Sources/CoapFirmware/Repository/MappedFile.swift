@@ -13,7 +13,8 @@ final class MappedFile {
     let identity: FileIdentity
     let base: UnsafeRawPointer?
     let count: Int
-    /// The first 8 bytes of the content's SHA-256, never 0 (libcoap treats 0 as "no ETag").
+    /// The first 8 bytes of the content's SHA-256 as a number, never 0 (libcoap
+    /// treats 0 as "no ETag"); sent without leading zero bytes, as libcoap does.
     let etag: UInt64
     /// Lowercase SHA-256 of the content, for logs.
     let sha256: [UInt8]

@@ -88,6 +88,7 @@ public final class CoapClient {
     public init(logger: Logger, psk: (identity: [UInt8], key: [UInt8])? = nil) throws(TransportError) {
         self.logger = logger
         coap_startup()
+        routeCoapLogsToStderr()
         coap_set_log_level(logger.logLevel <= .trace ? LOG_DEBUG : LOG_EMERG)
         guard let context = coap_new_context(nil) else { throw .failed("libcoap: cannot create a context") }
         self.context = context
