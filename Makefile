@@ -41,6 +41,12 @@ replay:
 fuzz: deps
 	scripts/fuzz.sh
 
+# The full network fault matrix: loss 0/5/20 % x delay 0/100 ms, with and
+# without duplication + reordering 5 %, default RFC 7252 timing (root; tens of
+# minutes). `make test` runs the --quick one. FAULTS_ARGS="--jobs 3 --seed 7".
+faults: build
+	$(PYTHON) Tests/faults/fault_matrix.py $(FAULTS_ARGS)
+
 unit: deps
 	$(SWIFT) test
 
