@@ -177,6 +177,12 @@ private func block(_ n: UInt32, more: Bool, szx: UInt8 = 6, etag: UInt8 = 1, cou
         var e = engine()
         _ = e.start()
         #expect(e.transportFailed("timeout") == [.finish(.init(.transferFailed, "timeout"))])
+        // A slot that cannot be written ends the attempt even at the digest check.
+        var f = engine()
+        _ = f.start()
+        _ = f.manifestVerified(manifest(sizes: [10]))
+        _ = f.blockReceived(block(0, more: false, count: 10))
+        #expect(f.transportFailed("slot full") == [.finish(.init(.transferFailed, "slot full"))])
     }
 
     /// SPEC §6: the engine's own state, one block buffer included, stays under 4 KiB.

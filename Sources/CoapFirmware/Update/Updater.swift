@@ -233,6 +233,8 @@ private final class Transfer {
     var lastSave = monotonicMilliseconds()
     var unsavedBytes = 0
     var lastETag: ETag?
+    /// Set when the staging slot could not be written; ends the attempt.
+    var storageFailure: String?
 
     init(updater: Updater, client: CoapClient, state: DeviceState, szx: UInt8) {
         self.updater = updater
@@ -391,6 +393,7 @@ private final class Transfer {
     }
 
     func fetchBlock(component: Int, number: UInt32, szx: UInt8, engine: inout UpdateEngine) -> [UpdateEngine.Action] {
+        if let storageFailure { return engine.transportFailed("staging slot: \(storageFailure)") }
         let uri = imageURIs[component]
         switch request(uri, block2: (number, szx)) {
         case .failure(let error):
@@ -412,7 +415,12 @@ private final class Transfer {
         var written = 0
         while written < length {
             let n = pwrite(files[component], client.payload.baseAddress! + written, length - written, off_t(offset) + off_t(written))
-            if n <= 0 { break }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                // A full or failing slot is reported as such, not later as a digest mismatch.
+                storageFailure = "\(state.stagingPath(verified.manifest.images[component].name)): write failed: \(String(cString: strerror(errno)))"
+                return
+            }
             written += n
         }
         verifiers[component].update(bufferPointer: UnsafeRawBufferPointer(rebasing: client.payload[0..<length]))
@@ -444,6 +452,7 @@ private final class Transfer {
     }
 
     func checkDigests(component: Int, engine: inout UpdateEngine) -> [UpdateEngine.Action] {
+        if let storageFailure { return engine.transportFailed("staging slot: \(storageFailure)") }
         do {
             digests[component] = try verifiers[component].finish()
             return engine.digestsChecked(matching: true)

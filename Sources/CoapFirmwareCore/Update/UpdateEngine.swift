@@ -140,10 +140,11 @@ public struct UpdateEngine: Sendable {
         return finish(.updated, nil)
     }
 
-    /// No response within the time-out, a CoAP error, an unreachable server.
+    /// No response within the time-out, a CoAP error, an unreachable server,
+    /// or a staging slot that cannot be written.
     public mutating func transportFailed(_ reason: String) -> [Action] {
         switch state {
-        case .awaitingManifest, .downloading: return finish(.transferFailed, reason)
+        case .awaitingManifest, .downloading, .checkingDigests: return finish(.transferFailed, reason)
         default: return []
         }
     }
