@@ -121,10 +121,8 @@ func fuzzBlocks(_ bytes: [UInt8]) {
             number: UInt32(b[0]) | UInt32(b[1] & 0x0F) << 8, more: b[2] & 1 == 1, szx: b[2] >> 1 & 7 == 7 ? 6 : b[2] >> 1 & 7,
             etag: ETag([b[3] & 3]), size2: b[4] & 0x80 != 0 ? UInt64(b[5]) : nil,
             payloadCount: Int(UInt16(b[6]) << 8 | UInt16(b[7])) % 1025)
-        let actions: [UpdateEngine.Action]
         if case .downloading(let c, _, _) = engine.state {
-            actions = engine.blockReceived(block)
-            for action in actions {
+            for action in engine.blockReceived(block) {
                 switch action {
                 case .store(let sc, let offset):
                     guard sc == Int(c), offset == stored[sc] else { fatalError("store at \(offset), expected \(stored[sc])") }
@@ -139,16 +137,14 @@ func fuzzBlocks(_ bytes: [UInt8]) {
                 }
             }
         } else if case .checkingDigests = engine.state {
-            actions = engine.digestsChecked(matching: b[0] & 1 == 0)
-            for case .discard(let dc) in actions { stored[dc] = 0 }
+            for case .discard(let dc) in engine.digestsChecked(matching: b[0] & 1 == 0) { stored[dc] = 0 }
         } else if case .installing = engine.state {
             guard stored.enumerated().allSatisfy({ $0.element == manifest.images[$0.offset].size }) else {
                 fatalError("install with incomplete images")
             }
-            actions = engine.installFinished(error: nil)
+            _ = engine.installFinished(error: nil)
         } else {
             break
         }
-        _ = actions
     }
 }
