@@ -1,4 +1,5 @@
 internal import CCoap
+import CoapFirmwareCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -16,33 +17,22 @@ public struct EndpointSpec: Sendable, Equatable, CustomStringConvertible {
         self.secure = secure
     }
 
-    /// Parses `text`; `defaultPort` applies when no port is given.
+    /// Parses `text`; without a port, 5683 (5684 for coaps) applies.
     public init?(_ text: String, defaultSecure: Bool = false) {
         var rest = Substring(text)
         var secure = defaultSecure
         if rest.hasPrefix("coaps://") { secure = true; rest = rest.dropFirst(8) }
         else if rest.hasPrefix("coap://") { secure = false; rest = rest.dropFirst(7) }
         if rest.hasSuffix("/") { rest = rest.dropLast() }
-        var host: Substring
-        var portText: Substring?
-        if rest.hasPrefix("[") {
-            guard let close = rest.firstIndex(of: "]") else { return nil }
-            host = rest[rest.index(after: rest.startIndex)..<close]
-            let after = rest[rest.index(after: close)...]
-            if after.hasPrefix(":") { portText = after.dropFirst() } else if !after.isEmpty { return nil }
-        } else if let colon = rest.lastIndex(of: ":"), rest.firstIndex(of: ":") == colon {
-            host = rest[..<colon]
-            portText = rest[rest.index(after: colon)...]
-        } else {
-            host = rest
-        }
-        guard !host.isEmpty else { return nil }
+        // A bare IPv6 literal (two or more colons, no brackets) names a host without a port.
+        let authority = !rest.hasPrefix("[") && rest.filter { $0 == ":" }.count > 1 ? "[\(rest)]"[...] : rest
+        guard let (host, portText) = CoapURI.splitAuthority(authority) else { return nil }
         var port: UInt16 = secure ? 5684 : 5683
         if let portText {
             guard let p = UInt16(portText) else { return nil }
             port = p
         }
-        self.init(host: String(host), port: port, secure: secure)
+        self.init(host: host, port: port, secure: secure)
     }
 
     public var description: String {

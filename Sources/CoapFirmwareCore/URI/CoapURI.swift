@@ -35,26 +35,8 @@ public struct CoapURI: Sendable, Equatable, CustomStringConvertible {
         let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
         let authority = rest[..<authorityEnd]
         guard !authority.contains("@") else { return nil }
-        var hostPart: Substring
-        var portPart: Substring?
-        if authority.hasPrefix("[") {
-            guard let close = authority.firstIndex(of: "]") else { return nil }
-            hostPart = authority[authority.index(after: authority.startIndex)..<close]
-            let after = authority[authority.index(after: close)...]
-            if after.hasPrefix(":") { portPart = after.dropFirst() } else if !after.isEmpty { return nil }
-        } else if let colon = authority.firstIndex(of: ":") {
-            hostPart = authority[..<colon]
-            portPart = authority[authority.index(after: colon)...]
-        } else {
-            hostPart = authority
-        }
-        // A host is a name of unreserved characters or an IP literal (RFC 3986 §3.2.2);
-        // percent-encoded hosts are refused rather than decoded into spellings we cannot send.
-        let bracketed = authority.hasPrefix("[")
-        guard !hostPart.isEmpty, hostPart.utf8.allSatisfy({ c in
-            bracketed ? (Hex.nibble(c) != nil || c == 0x3A || c == 0x2E) : Self.isUnreserved(c)
-        }) else { return nil }
-        host = String(hostPart).lowercased()
+        guard let (parsedHost, portPart) = Self.splitAuthority(authority) else { return nil }
+        host = parsedHost
         if let portPart, !portPart.isEmpty {
             guard let p = UInt16(portPart), p > 0 else { return nil }
             port = p
@@ -120,6 +102,31 @@ public struct CoapURI: Sendable, Equatable, CustomStringConvertible {
         if host.contains(":") { return true }
         let parts = host.split(separator: ".", omittingEmptySubsequences: false)
         return parts.count == 4 && parts.allSatisfy { UInt8($0) != nil }
+    }
+
+    /// Splits `host[:port]` or `[IPv6]:port` (RFC 3986 §3.2.2-3.2.3) into a
+    /// lowercased host and the port text, if any. A host is a name of
+    /// unreserved characters or a bracketed IP literal; percent-encoded hosts
+    /// are refused rather than decoded into spellings we cannot send.
+    public static func splitAuthority(_ authority: Substring) -> (host: String, port: Substring?)? {
+        let hostPart: Substring
+        var portPart: Substring?
+        let bracketed = authority.hasPrefix("[")
+        if bracketed {
+            guard let close = authority.firstIndex(of: "]") else { return nil }
+            hostPart = authority[authority.index(after: authority.startIndex)..<close]
+            let after = authority[authority.index(after: close)...]
+            if after.hasPrefix(":") { portPart = after.dropFirst() } else if !after.isEmpty { return nil }
+        } else if let colon = authority.firstIndex(of: ":") {
+            hostPart = authority[..<colon]
+            portPart = authority[authority.index(after: colon)...]
+        } else {
+            hostPart = authority
+        }
+        guard !hostPart.isEmpty, hostPart.utf8.allSatisfy({ c in
+            bracketed ? (Hex.nibble(c) != nil || c == 0x3A || c == 0x2E) : isUnreserved(c)
+        }) else { return nil }
+        return (String(hostPart).lowercased(), portPart)
     }
 
     static func isUnreserved(_ c: UInt8) -> Bool {
