@@ -1,28 +1,21 @@
 """Helpers for test_client_interop.py: real `coap-fw-client` runs against our
-server and aiocoap-fileserver, a network-namespace pair for the lossy-link
-test, and a small lossy UDP relay used there when the kernel has no netem.
+server and aiocoap-fileserver, and a network-namespace pair for the
+lossy-link test (where the kernel has no netem, that test uses the fault
+matrix's relay, Tests/faults/relay.py).
 
-Run as a script it offers two tools that the tests start inside network
+Run as a script it offers a tool that the tests start inside network
 namespaces (``ip netns exec NS python3 client_support.py ...``):
 
     probe HOST PORT PATH            one CoAP GET; exit 0 on a 2.05
-    relay --listen H:P --upstream H:P --loss F --delay S [--seed N]
-                                    forward UDP both ways, dropping a fraction
-                                    F of the datagrams in each direction and
-                                    delaying the rest by S seconds (netem's
-                                    `loss` and `delay`, in user space)
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import heapq
 import itertools
 import json
 import os
-import random
-import selectors
 import shutil
 import signal
 import socket
@@ -450,83 +443,6 @@ class NetnsPair:
 # script entry points (run inside namespaces)
 # ---------------------------------------------------------------------------
 
-def _split_hostport(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    return host.strip("[]"), int(port)
-
-
-def relay_main(listen: str, upstream: str, loss: float, delay: float, seed: int | None) -> int:
-    """A user-space `netem loss F delay S` between clients and one upstream
-    server: each datagram, in either direction, is dropped with probability
-    ``loss`` or forwarded after ``delay`` seconds. Each client address gets
-    its own upstream socket (like a NAT), so new client sessions on new local
-    ports stay apart. Prints counters on SIGTERM."""
-    rng = random.Random(seed)
-    lhost, lport = _split_hostport(listen)
-    up_addr = _split_hostport(upstream)
-    lsock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    lsock.bind((lhost, lport))
-    lsock.setblocking(False)
-    sel = selectors.DefaultSelector()
-    sel.register(lsock, selectors.EVENT_READ, None)
-    uplinks: dict[tuple, socket.socket] = {}
-    queue: list = []
-    seq = itertools.count()
-    stats = {"up_forwarded": 0, "up_dropped": 0, "down_forwarded": 0, "down_dropped": 0}
-    stop = {"flag": False}
-
-    def on_term(*_):
-        stop["flag"] = True
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, on_term)
-    print(f"relay {listen} -> {upstream} loss {loss} delay {delay}", flush=True)
-
-    def schedule(direction: str, sock, data: bytes, dest):
-        if rng.random() < loss:
-            stats[f"{direction}_dropped"] += 1
-            return
-        stats[f"{direction}_forwarded"] += 1
-        heapq.heappush(queue, (time.monotonic() + delay, next(seq), sock, data, dest))
-
-    while not stop["flag"]:
-        now = time.monotonic()
-        timeout = max(0.0, queue[0][0] - now) if queue else 0.5
-        try:
-            events = sel.select(min(timeout, 0.5))
-        except InterruptedError:
-            continue
-        for key, _ in events:
-            sock = key.fileobj
-            try:
-                data, addr = sock.recvfrom(65535)
-            except (BlockingIOError, ConnectionRefusedError, OSError):
-                continue
-            if key.data is None:  # from a client
-                up = uplinks.get(addr)
-                if up is None:
-                    up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                    up.setblocking(False)
-                    up.connect(up_addr)
-                    uplinks[addr] = up
-                    sel.register(up, selectors.EVENT_READ, addr)
-                schedule("up", up, data, None)
-            else:  # from the server, back to the client at key.data
-                schedule("down", lsock, data, key.data)
-        now = time.monotonic()
-        while queue and queue[0][0] <= now:
-            _, _, sock, data, dest = heapq.heappop(queue)
-            try:
-                if dest is None:
-                    sock.send(data)
-                else:
-                    sock.sendto(data, dest)
-            except OSError:
-                pass
-    print("relay stats " + json.dumps(stats), flush=True)
-    return 0
-
-
 def parse_relay_stats(log: str) -> dict | None:
     for line in log.splitlines():
         if line.startswith("relay stats "):
@@ -541,16 +457,8 @@ def _main(argv=None) -> int:
     p.add_argument("host")
     p.add_argument("port", type=int)
     p.add_argument("path")
-    r = sub.add_parser("relay")
-    r.add_argument("--listen", required=True)
-    r.add_argument("--upstream", required=True)
-    r.add_argument("--loss", type=float, default=0.1)
-    r.add_argument("--delay", type=float, default=0.02)
-    r.add_argument("--seed", type=int, default=None)
     args = parser.parse_args(argv)
-    if args.cmd == "probe":
-        return 0 if coap_get_code(args.host, args.port, args.path) == "2.05" else 1
-    return relay_main(args.listen, args.upstream, args.loss, args.delay, args.seed)
+    return 0 if coap_get_code(args.host, args.port, args.path) == "2.05" else 1
 
 
 if __name__ == "__main__":

@@ -30,16 +30,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+FAULT_RELAY = Path(__file__).resolve().parents[1] / "faults" / "relay.py"
 
 from client_support import (
     CLIENT,
     HERE,
     MANUFACTURER,
-    Proc,
     assert_installed,
     assert_updated,
     client_status,
@@ -329,7 +329,7 @@ def test_lossy_link(bin_dir, tmp_path):
             # sequence, and with it the drop pattern, repeats.
             relay_port = 5690
             seed = int(os.environ.get("COAPFW_LOSSY_SEED") or int.from_bytes(os.urandom(4), "big"))
-            relay = start_process("relay", [*in_server_ns, sys.executable, HERE, "relay",
+            relay = start_process("relay", [*in_server_ns, sys.executable, str(FAULT_RELAY),
                                             "--listen", f"{pair.server_addr}:{relay_port}",
                                             "--upstream", f"{pair.server_addr}:{port}",
                                             "--loss", "0.1", "--delay", "0.02", "--seed", seed],
@@ -353,7 +353,7 @@ def test_lossy_link(bin_dir, tmp_path):
             relay.stop()
             stats = parse_relay_stats(relay.log())
             print(f"relay: {stats}")
-            assert stats and stats["up_dropped"] + stats["down_dropped"] > 0, (
+            assert stats and stats["up"]["dropped"] + stats["down"]["dropped"] > 0, (
                 f"the relay dropped nothing: {stats}\n{relay.describe()}")
         assert_updated(run, VERSION, LOSSY_SIZE)
         assert_installed(bin_dir, state, VERSION, [(image.name, digest, LOSSY_SIZE)])
