@@ -140,3 +140,22 @@ import CoapFirmwareCore
         #expect(throws: KeyError.self) { try PrivateKey(pem: []) }
     }
 }
+
+/// The core's pure-Swift SHA-2 and the OpenSSL engine agree with OpenSSL's
+/// EVP digests on every length 0...300 and on a 1 MiB input.
+@Suite struct SHA2DifferentialTests {
+    @Test func agreesWithOpenSSL() {
+        var rng = SystemRandomNumberGenerator()
+        var lengths = Array(0...300)
+        lengths.append(1 << 20)
+        for length in lengths {
+            let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            let reference256 = DigestHasher.hash(.sha256, bytes)
+            #expect(SHA256.hash(bytes) == reference256)
+            #expect(OpenSSLSHA256.hash(bytes) == reference256)
+            var h512 = SHA512()
+            h512.update(bytes)
+            #expect(h512.finalize() == DigestHasher.hash(.sha512, bytes))
+        }
+    }
+}

@@ -177,8 +177,17 @@ public enum ManifestField: Int64, Sendable, CaseIterable {
 
     public var jsonName: String {
         switch self {
+        case .manifestVersion: return "manifestVersion"
+        case .timestamp: return "timestamp"
+        case .manufacturer: return "manufacturer"
+        case .model: return "model"
+        case .firmwareVersion: return "firmwareVersion"
+        case .firmwareLocation: return "firmwareLocation"
+        case .firmwareCryptoInfo: return "firmwareCryptoInfo"
         case .keyInfo: return "key-info"
-        default: return String(describing: self)
+        case .firmwareSize: return "firmwareSize"
+        case .components: return "components"
+        case .critical: return "critical"
         }
     }
 

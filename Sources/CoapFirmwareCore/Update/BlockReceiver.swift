@@ -65,7 +65,7 @@ public struct BlockReceiver: Sendable, Equatable {
 
         public var description: String {
             switch self {
-            case .etagChanged(let a, let b): return "ETag changed from \(a.map(\.description) ?? "none") to \(b.map(\.description) ?? "none") mid-transfer"
+            case .etagChanged(let a, let b): return "ETag changed from \(a.map { $0.description } ?? "none") to \(b.map { $0.description } ?? "none") mid-transfer"
             case .outOfOrder(let e, let g): return "block at offset \(g), expected offset \(e)"
             case .blockSizeGrew(let a, let g): return "server answered with block size \(16 << g), larger than the \(16 << a) asked for"
             case .shortBlock(let o, let c, let s): return "block at offset \(o) has \(c) bytes but is not the last (block size \(s))"

@@ -87,7 +87,7 @@ public struct UpdateEngine: Sendable {
             return finish(error.resultCode, error.description)
         }
         if verdict == .upToDate { return finish(.upToDate, nil) }
-        sizes = manifest.images.map(\.size)
+        sizes = manifest.images.map { $0.size }
         guard !sizes.isEmpty, sizes.count <= Int(UInt16.max) else { return finish(.badManifest, "no image to install") }
         if let r = resume, r.component < sizes.count, r.offset <= sizes[r.component],
            r.offset % UInt64(16 << Int(szx)) == 0 {
