@@ -8,3 +8,5 @@
 #include <openssl/x509.h>
 #include <openssl/core_names.h>
 #include <openssl/bn.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>

@@ -85,14 +85,14 @@ public func readArgumentFile(_ path: String, option: String, limit: Int = 1 << 2
     }
 }
 
-/// Loads trust anchors (PEM SPKI files). A file that does not parse is
+/// Loads trust anchors (PEM SPKI files, or RFC 8554 HSS public keys). A file that does not parse is
 /// refused: trusting nothing or everything by accident is worse than stopping.
 public func loadTrustedKeys(_ paths: [String]) throws -> [PublicKey] {
     guard !paths.isEmpty else { throw CommandFailure.usage("--trust: at least one public key file is required") }
     return try paths.map { path in
         let pem = try readArgumentFile(path, option: "--trust")
         do {
-            return try PublicKey(pem: pem)
+            return try PublicKey(fileBytes: pem)
         } catch let error as KeyError {
             throw CommandFailure.usage("--trust \(path): \(error.description)")
         }

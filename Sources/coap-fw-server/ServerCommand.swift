@@ -18,13 +18,27 @@ struct ServerCommand: ParsableCommand {
 struct Keygen: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Create a manifest signing key pair.",
-        discussion: "Writes DIR/private.pem (PKCS#8, mode 0600) and DIR/public.pem (SPKI) and prints the key id (kid).")
+        discussion: """
+            ES256 and EdDSA: writes DIR/private.pem (PKCS#8, mode 0600) and DIR/public.pem (SPKI). \
+            HSS-LMS: writes DIR/private.hss (stateful: it counts the one-time signatures used; \
+            mode 0600, back it up only while no publish runs) and DIR/public.hss (RFC 8554 bytes). \
+            Prints the key id (kid) and, for HSS-LMS, how many signatures the key can make.
+            """)
 
-    @Option(help: "Signature algorithm: ES256 or EdDSA.")
+    @Option(help: "Signature algorithm: ES256, EdDSA or HSS-LMS.")
     var alg: String
 
     @Option(help: "Folder to write the key pair into (created if missing).")
     var out: String
+
+    @Option(help: "HSS-LMS: number of HSS levels, 1-8 (default 1).")
+    var levels: Int?
+
+    @Option(help: "HSS-LMS: LMS tree height per level: 5, 10, 15 or 20 (default 10).")
+    var height: Int?
+
+    @Option(help: "HSS-LMS: Winternitz parameter: 1, 2, 4 or 8 (default 4).")
+    var w: Int?
 
     @Flag(help: "Overwrite an existing key pair in DIR.")
     var force = false
@@ -34,19 +48,34 @@ struct Keygen: ParsableCommand {
     func run() throws {
         verbosity.bootstrap()
         guard let algorithm = SignatureAlgorithm(argument: alg) else {
-            throw CommandFailure.usage("--alg \(alg): expected ES256 or EdDSA")
+            throw CommandFailure.usage("--alg \(alg): expected ES256, EdDSA or HSS-LMS")
         }
-        let privatePath = "\(out)/private.pem"
-        let publicPath = "\(out)/public.pem"
+        if algorithm != .hssLms, levels != nil || height != nil || w != nil {
+            throw CommandFailure.usage("--levels, --height and --w apply to --alg HSS-LMS only")
+        }
+        let suffix = algorithm == .hssLms ? "hss" : "pem"
+        let privatePath = "\(out)/private.\(suffix)"
+        let publicPath = "\(out)/public.\(suffix)"
         if !force, FileSystem.exists(privatePath) || FileSystem.exists(publicPath) {
             throw CommandFailure.failed("\(out) already holds a key pair; refusing to overwrite it (use --force)")
         }
         do {
             try FileSystem.makeDirectories(out)
-            let key = try PrivateKey.generate(algorithm)
-            try FileSystem.atomicWrite(privatePath, try key.pkcs8PEM(), mode: 0o600)
-            try FileSystem.atomicWrite(publicPath, try key.publicKey.pem(), mode: 0o644)
+            let key: PrivateKey
+            if algorithm == .hssLms {
+                let parameters = try hssParameters()
+                key = PrivateKey(hss: try HSSPrivateKey.generate(levels: parameters, path: privatePath))
+            } else {
+                key = try PrivateKey.generate(algorithm)
+                try FileSystem.atomicWrite(privatePath, try key.pkcs8PEM(), mode: 0o600)
+            }
+            try FileSystem.atomicWrite(publicPath, try key.publicKey.fileBytes(), mode: 0o644)
             print("algorithm: \(algorithm.rawValue)")
+            if let hss = key.hss {
+                let shape = hss.levels.map { "LMS_SHA256_M32_H\($0.type.height)/LMOTS_SHA256_N32_W\($0.ots.w)" }
+                print("parameters: \(hss.levels.count) level(s): \(shape.joined(separator: ", "))")
+                print("signatures remaining: \(hss.remaining) of \(hss.capacity) (each publish uses 2)")
+            }
             print("kid: \(Hex.encode(key.publicKey.kid))")
             print("private key: \(privatePath) (keep it secret)")
             print("public key: \(publicPath) (give it to devices as --trust)")
@@ -55,6 +84,30 @@ struct Keygen: ParsableCommand {
         } catch let error as KeyError {
             throw CommandFailure.failed(error.description)
         }
+    }
+
+    /// --levels/--height/--w, checked, with the manifest size limit in mind:
+    /// a signature must leave room for the payload in a 16 KiB JWS.
+    func hssParameters() throws -> [(LMSType, LMOTSType)] {
+        let count = levels ?? 1
+        guard (1...HSS.maxLevels).contains(count) else {
+            throw CommandFailure.usage("--levels \(count): expected 1 to \(HSS.maxLevels)")
+        }
+        let h = height ?? 10
+        guard let type = LMSType(height: h), h <= HSSPrivateKey.maxGeneratedHeight else {
+            throw CommandFailure.usage("--height \(h): expected 5, 10, 15 or 20 (H25 trees take days to generate; use two levels)")
+        }
+        let winternitz = w ?? 4
+        guard let ots = LMOTSType(w: winternitz) else {
+            throw CommandFailure.usage("--w \(winternitz): expected 1, 2, 4 or 8")
+        }
+        let parameters = Array(repeating: (type, ots), count: count)
+        let signatureBytes = HSS.signatureLength(levels: parameters)
+        let budget = (Manifest.maxEncodedSize - 2048) * 3 / 4
+        guard signatureBytes <= budget else {
+            throw CommandFailure.usage("--levels \(count) --height \(h) --w \(winternitz): signatures of \(signatureBytes) bytes would not fit the \(Manifest.maxEncodedSize)-byte manifest limit (at most \(budget)); use a larger --w or fewer levels")
+        }
+        return parameters
     }
 }
 
@@ -146,7 +199,7 @@ struct Publish: ParsableCommand {
         }
         let privateKey: PrivateKey
         do {
-            privateKey = try PrivateKey(pem: try readArgumentFile(key, option: "--key"))
+            privateKey = try PrivateKey.load(path: key, bytes: try readArgumentFile(key, option: "--key"))
         } catch let error as KeyError {
             throw CommandFailure.usage("--key \(key): \(error.description)")
         }
@@ -157,12 +210,19 @@ struct Publish: ParsableCommand {
         options.force = force
         if let keyInfo {
             do {
-                options.nextKey = try PublicKey(pem: try readArgumentFile(keyInfo, option: "--key-info"))
+                let next = try PublicKey(fileBytes: try readArgumentFile(keyInfo, option: "--key-info"))
+                guard next.keyInfo != nil else {
+                    throw CommandFailure.usage("--key-info \(keyInfo): key-info carries ES256 and EdDSA keys only, not \(next.algorithm.rawValue)")
+                }
+                options.nextKey = next
             } catch let error as KeyError {
                 throw CommandFailure.usage("--key-info \(keyInfo): \(error.description)")
             }
         }
 
+        if let hss = privateKey.hss, hss.remaining < 2 {
+            throw CommandFailure.failed("--key \(key): HSS-LMS key has \(hss.remaining) signature(s) left of \(hss.capacity); a release needs 2 (COSE and JWS). Create a new key with keygen")
+        }
         do {
             let result = try ReleasePublisher(repository: repo, key: privateKey).publish(options)
             print("published \(manufacturer)/\(model) \(version) (\(RFC3339.format(when)))")
@@ -172,6 +232,9 @@ struct Publish: ParsableCommand {
             }
             for path in result.manifestPaths { print("  manifest \(path)") }
             print("  signed by kid \(Hex.encode(privateKey.publicKey.kid)) (\(privateKey.algorithm.rawValue))")
+            if let hss = privateKey.hss {
+                print("  signatures remaining: \(hss.remaining) of \(hss.capacity)")
+            }
         } catch {
             switch error {
             case .invalidArgument: throw CommandFailure.usage(error.description)

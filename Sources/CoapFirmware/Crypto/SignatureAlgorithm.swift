@@ -6,9 +6,18 @@ public enum SignatureAlgorithm: String, Sendable, CaseIterable {
     case es256 = "ES256"
     /// EdDSA with Ed25519 (RFC 9053 §2.2, RFC 8037).
     case eddsa = "EdDSA"
+    /// HSS/LMS hash-based signatures (RFC 8554, COSE -46 by RFC 8778). JOSE
+    /// has no registered name; we write and read "HSS-LMS".
+    case hssLms = "HSS-LMS"
 
     /// The identifier written when signing.
-    public var coseID: Int64 { self == .es256 ? -7 : -8 }
+    public var coseID: Int64 {
+        switch self {
+        case .es256: return -7
+        case .eddsa: return -8
+        case .hssLms: return HSS.coseAlgorithm
+        }
+    }
 
     /// The JWS `alg` written when signing.
     public var joseName: String { rawValue }
@@ -19,6 +28,7 @@ public enum SignatureAlgorithm: String, Sendable, CaseIterable {
         switch coseID {
         case -7, -9: self = .es256
         case -8, -19: self = .eddsa
+        case HSS.coseAlgorithm: self = .hssLms
         default: return nil
         }
     }
@@ -28,6 +38,7 @@ public enum SignatureAlgorithm: String, Sendable, CaseIterable {
         switch joseName {
         case "ES256", "ESP256": self = .es256
         case "EdDSA", "Ed25519": self = .eddsa
+        case "HSS-LMS": self = .hssLms
         default: return nil
         }
     }
@@ -37,6 +48,7 @@ public enum SignatureAlgorithm: String, Sendable, CaseIterable {
         switch argument.lowercased() {
         case "es256", "esp256", "p-256", "p256": self = .es256
         case "eddsa", "ed25519": self = .eddsa
+        case "hss-lms", "hss", "lms", "hsslms": self = .hssLms
         default: return nil
         }
     }

@@ -130,7 +130,7 @@ public struct ByteCursor {
 
 /// The Winternitz digit `i` of `s` (RFC 8554 §3.1.3), where `s` is Q ‖ Cksm(Q).
 @inline(__always)
-func lmotsCoef(_ q: Digest32, _ checksum: UInt16, _ i: Int, _ w: Int) -> Int {
+public func lmotsCoef(_ q: Digest32, _ checksum: UInt16, _ i: Int, _ w: Int) -> Int {
     let byteIndex = (i * w) >> 3
     let byte: UInt8
     if byteIndex < 32 {
@@ -144,7 +144,7 @@ func lmotsCoef(_ q: Digest32, _ checksum: UInt16, _ i: Int, _ w: Int) -> Int {
 
 /// Cksm(Q) (RFC 8554 §4.4), already shifted left by ls.
 @inline(__always)
-func lmotsChecksum(_ q: Digest32, _ ots: LMOTSType) -> UInt16 {
+public func lmotsChecksum(_ q: Digest32, _ ots: LMOTSType) -> UInt16 {
     var sum = 0
     let digits = 256 / ots.w
     let maxDigit = (1 << ots.w) - 1

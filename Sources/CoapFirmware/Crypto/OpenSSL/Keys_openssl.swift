@@ -9,12 +9,16 @@ public enum KeyError: Error, Sendable, Equatable, CustomStringConvertible {
     case unsupported(String)
     /// OpenSSL failed an operation that should not fail.
     case openssl(String)
+    /// A stateful HSS-LMS key has used all its one-time leaves.
+    case exhausted(path: String, capacity: UInt64)
 
     public var description: String {
         switch self {
         case .unreadable(let why): return "unreadable key: \(why)"
         case .unsupported(let why): return "unsupported key: \(why)"
         case .openssl(let why): return "OpenSSL error: \(why)"
+        case .exhausted(let path, let capacity):
+            return "HSS-LMS key \(path) is exhausted: all \(capacity) signatures are used, 0 remain; create a new key with keygen and publish its public key first"
         }
     }
 }
@@ -101,23 +105,65 @@ func writeToMemoryBIO(_ write: (OpaquePointer) -> Int32) throws(KeyError) -> [UI
     return data.withMemoryRebound(to: UInt8.self, capacity: length) { Array(UnsafeBufferPointer(start: $0, count: length)) }
 }
 
-/// A manifest verification key: ES256 (P-256) or Ed25519 (SPEC §3).
+/// A manifest verification key: ES256 (P-256), Ed25519 or HSS-LMS (SPEC §3).
 public final class PublicKey: @unchecked Sendable {
     // @unchecked Sendable: the EVP_PKEY is never mutated after init, and
     // OpenSSL 3 allows concurrent verification with one key.
-    let key: EVPKey
+    enum Backing {
+        case evp(EVPKey)
+        /// RFC 8554 HSS public key bytes (u32 L ‖ LMS public key).
+        case hss([UInt8])
+    }
+    let backing: Backing
 
-    public var algorithm: SignatureAlgorithm { key.algorithm }
+    public var algorithm: SignatureAlgorithm {
+        switch backing {
+        case .evp(let key): return key.algorithm
+        case .hss: return .hssLms
+        }
+    }
 
-    /// DER SubjectPublicKeyInfo.
+    /// The bytes the `kid` is computed over: DER SubjectPublicKeyInfo, or
+    /// for HSS-LMS the RFC 8554 public key bytes (SPEC §3).
     public let spkiDER: [UInt8]
 
-    /// The first 8 bytes of SHA-256 over the DER SubjectPublicKeyInfo (SPEC §3).
+    /// The first 8 bytes of SHA-256 over `spkiDER` (SPEC §3).
     public var kid: [UInt8] { Array(DigestHasher.hash(.sha256, spkiDER).prefix(8)) }
 
     init(key: EVPKey) {
-        self.key = key
+        self.backing = .evp(key)
         self.spkiDER = key.spkiDER
+    }
+
+    /// Reads an HSS public key in RFC 8554 byte form (u32 L ‖ type ‖
+    /// otstype ‖ I ‖ T[1]), exactly 60 bytes.
+    public init(hssBytes bytes: [UInt8]) throws(KeyError) {
+        let result = bytes.withUnsafeBytes { HSS.readPublicKey($0) }
+        if case .failure(let failure) = result {
+            throw .unreadable("not an RFC 8554 HSS public key: \(failure.description)")
+        }
+        self.backing = .hss(bytes)
+        self.spkiDER = bytes
+    }
+
+    /// Reads a public key file: PEM SPKI, or RFC 8554 HSS bytes.
+    public convenience init(fileBytes bytes: [UInt8]) throws(KeyError) {
+        if bytes.starts(with: Array("-----BEGIN".utf8)) {
+            try self.init(pem: bytes)
+        } else {
+            try self.init(hssBytes: bytes)
+        }
+    }
+
+    /// The RFC 8554 bytes of an HSS key, nil for the others.
+    public var hssBytes: [UInt8]? {
+        if case .hss(let bytes) = backing { return bytes }
+        return nil
+    }
+
+    var evp: EVPKey? {
+        if case .evp(let key) = backing { return key }
+        return nil
     }
 
     /// Reads a PEM `PUBLIC KEY` (SPKI) file's bytes.
@@ -157,24 +203,39 @@ public final class PublicKey: @unchecked Sendable {
         try self.init(spkiDER: der)
     }
 
-    /// The key as `key-info` coordinates (COSE_Key / JWK).
-    public var keyInfo: KeyInfo {
+    /// The key as `key-info` coordinates (COSE_Key / JWK); nil for
+    /// HSS-LMS, which `key-info` cannot carry.
+    public var keyInfo: KeyInfo? {
         switch algorithm {
         case .eddsa: return KeyInfo(curve: .ed25519, x: Array(spkiDER.suffix(32)))
         case .es256:
             let point = spkiDER.suffix(64)
             return KeyInfo(curve: .p256, x: Array(point.prefix(32)), y: Array(point.suffix(32)))
+        case .hssLms: return nil
         }
     }
 
-    public func pem() throws(KeyError) -> [UInt8] {
-        try writeToMemoryBIO { PEM_write_bio_PUBKEY($0, key.pointer) }
+    /// The file form: PEM SPKI, or the raw RFC 8554 bytes for HSS-LMS.
+    public func fileBytes() throws(KeyError) -> [UInt8] {
+        switch backing {
+        case .hss(let bytes): return bytes
+        case .evp(let key): return try writeToMemoryBIO { PEM_write_bio_PUBKEY($0, key.pointer) }
+        }
     }
+
+    public func pem() throws(KeyError) -> [UInt8] { try fileBytes() }
 
     /// Verifies `signature` over `message`: raw r‖s for ES256 (RFC 9053 §2.1),
     /// 64 bytes for Ed25519. False for any malformed signature.
     public func verify(signature: [UInt8], message: [UInt8], algorithm: SignatureAlgorithm) -> Bool {
-        guard algorithm == self.algorithm, signature.count == 64 else { return false }
+        guard algorithm == self.algorithm else { return false }
+        let key: EVPKey
+        switch backing {
+        case .hss(let publicKey):
+            return verifyHSS(publicKey: publicKey, signature: signature, message: message) == nil
+        case .evp(let k): key = k
+        }
+        guard signature.count == 64 else { return false }
         guard let context = EVP_MD_CTX_new() else { return false }
         defer { EVP_MD_CTX_free(context) }
         switch algorithm {
@@ -187,20 +248,58 @@ public final class PublicKey: @unchecked Sendable {
             let ok = EVP_DigestVerify(context, der, der.count, message, message.count) == 1
             ERR_clear_error()
             return ok
+        case .hssLms:
+            return false
+        }
+    }
+
+    /// HSS verification by the core, with OpenSSL's SHA-256 plugged in.
+    func verifyHSS(publicKey: [UInt8], signature: [UInt8], message: [UInt8]) -> HSSFailure? {
+        publicKey.withUnsafeBytes { pub in
+            signature.withUnsafeBytes { sig in
+                message.withUnsafeBytes { msg in
+                    HSS.verify(OpenSSLSHA256.self, publicKey: pub, signature: sig, message: { $0.update(msg) })
+                }
+            }
         }
     }
 }
 
-/// A manifest signing key, read from or written as PEM PKCS#8.
+/// A manifest signing key: PEM PKCS#8 (ES256, Ed25519), or a stateful
+/// HSS-LMS key file (`HSSPrivateKey`).
 public final class PrivateKey {
-    let key: EVPKey
+    enum Backing {
+        case evp(EVPKey)
+        case hss(HSSPrivateKey)
+    }
+    let backing: Backing
 
-    public var algorithm: SignatureAlgorithm { key.algorithm }
+    public var algorithm: SignatureAlgorithm {
+        switch backing {
+        case .evp(let key): return key.algorithm
+        case .hss: return .hssLms
+        }
+    }
 
-    init(key: EVPKey) { self.key = key }
+    init(key: EVPKey) { self.backing = .evp(key) }
+
+    public init(hss: HSSPrivateKey) { self.backing = .hss(hss) }
+
+    /// The HSS-LMS key behind this one, if it is one.
+    public var hss: HSSPrivateKey? {
+        if case .hss(let key) = backing { return key }
+        return nil
+    }
+
+    /// Reads a private key file: our HSS-LMS format (by its header) or PEM.
+    public static func load(path: String, bytes: [UInt8]) throws(KeyError) -> PrivateKey {
+        if HSSPrivateKey.looksLikeKey(bytes) { return PrivateKey(hss: try HSSPrivateKey(path: path)) }
+        return try PrivateKey(pem: bytes)
+    }
 
     /// Generates a fresh key for `algorithm`.
     public static func generate(_ algorithm: SignatureAlgorithm) throws(KeyError) -> PrivateKey {
+        guard algorithm != .hssLms else { throw .unsupported("HSS-LMS keys are made by HSSPrivateKey.generate") }
         let name = algorithm == .es256 ? "EC" : "ED25519"
         guard let context = EVP_PKEY_CTX_new_from_name(nil, name, nil) else { throw .openssl(opensslErrorText()) }
         defer { EVP_PKEY_CTX_free(context) }
@@ -222,15 +321,27 @@ public final class PrivateKey {
         self.init(key: try EVPKey(taking: pointer))
     }
 
-    public var publicKey: PublicKey { PublicKey(key: key) }
+    public var publicKey: PublicKey {
+        switch backing {
+        case .evp(let key): return PublicKey(key: key)
+        case .hss(let key): return try! PublicKey(hssBytes: key.publicKeyBytes)
+        }
+    }
 
     /// PEM PKCS#8, unencrypted (the file is written 0600).
     public func pkcs8PEM() throws(KeyError) -> [UInt8] {
-        try writeToMemoryBIO { PEM_write_bio_PKCS8PrivateKey($0, key.pointer, nil, nil, 0, nil, nil) }
+        guard case .evp(let key) = backing else { throw .unsupported("an HSS-LMS key has no PKCS#8 form") }
+        return try writeToMemoryBIO { PEM_write_bio_PKCS8PrivateKey($0, key.pointer, nil, nil, 0, nil, nil) }
     }
 
-    /// Signs `message`: raw r‖s for ES256, 64 bytes for Ed25519.
+    /// Signs `message`: raw r‖s for ES256, 64 bytes for Ed25519, an HSS
+    /// signature (one leaf reserved and fsynced first) for HSS-LMS.
     public func sign(_ message: [UInt8]) throws(KeyError) -> [UInt8] {
+        let key: EVPKey
+        switch backing {
+        case .hss(let hss): return try hss.sign(message)
+        case .evp(let k): key = k
+        }
         guard let context = EVP_MD_CTX_new() else { throw .openssl("EVP_MD_CTX_new failed") }
         defer { EVP_MD_CTX_free(context) }
         let md = algorithm == .es256 ? EVP_sha256() : nil
@@ -245,6 +356,7 @@ public final class PrivateKey {
         case .es256:
             guard let raw = ecdsaDERToRaw(signature) else { throw .openssl("could not convert the ECDSA signature") }
             return raw
+        case .hssLms: throw .unsupported("HSS-LMS through OpenSSL")
         }
     }
 }
