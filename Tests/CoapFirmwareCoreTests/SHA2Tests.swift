@@ -68,3 +68,14 @@ import Testing
         }
     }
 }
+
+@Suite struct SHA384Tests {
+    @Test func fipsExamples() {
+        var a = SHA512(sha384: ())
+        a.update(Array("abc".utf8))
+        #expect(Hex.encode(a.finalize()) == "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed8086072ba1e7cc2358baeca134c825a7")
+        var b = SHA512(sha384: ())
+        b.update(Array(SHA2Tests.abc896.utf8))
+        #expect(Hex.encode(b.finalize()) == "09330c33f71147e83d192fc782cd1b4753111b173b3b05d22fa08086e3b0f712fcc7c71a557e2db966c3e9fa91746039")
+    }
+}

@@ -77,7 +77,7 @@ import CoapFirmwareCore
     ])
     func ed25519RFC8032(_ secret: String, _ publicKey: String, _ message: String, _ signature: String) throws {
         let key = try ed25519PrivateKey(seed: hexBytes(secret))
-        #expect(key.publicKey.keyInfo.x == hexBytes(publicKey))
+        #expect(key.publicKey.keyInfo?.x == hexBytes(publicKey))
         #expect(try key.sign(hexBytes(message)) == hexBytes(signature))
         let verifier = try PublicKey(keyInfo: KeyInfo(curve: .ed25519, x: hexBytes(publicKey)))
         #expect(verifier.verify(signature: hexBytes(signature), message: hexBytes(message), algorithm: .eddsa))
@@ -116,13 +116,13 @@ import CoapFirmwareCore
     }
 
     @Test func keysRoundTripThroughPEMAndKeyInfo() throws {
-        for algorithm in SignatureAlgorithm.allCases {
+        for algorithm in [SignatureAlgorithm.es256, .eddsa] {
             let key = try PrivateKey.generate(algorithm)
             let reread = try PrivateKey(pem: key.pkcs8PEM())
             #expect(reread.publicKey.spkiDER == key.publicKey.spkiDER)
             let pub = try PublicKey(pem: key.publicKey.pem())
             #expect(pub.kid == Array(DigestHasher.hash(.sha256, pub.spkiDER).prefix(8)))
-            #expect(try PublicKey(keyInfo: pub.keyInfo).spkiDER == pub.spkiDER)
+            #expect(try PublicKey(keyInfo: #require(pub.keyInfo)).spkiDER == pub.spkiDER)
         }
     }
 

@@ -12,64 +12,44 @@ struct COSESign1 {
     var signature: [UInt8]
 
     /// Sig_structure for Signature1 with empty external_aad (RFC 9052 §4.4).
+    /// Written by the core (the same bytes the device hashes).
     var toBeSigned: [UInt8] {
-        CBORCodec.encode(.array([.text("Signature1"), .bytes(protectedBytes), .bytes([]), .bytes(payload)]))
+        var out: [UInt8] = []
+        out.reserveCapacity(protectedBytes.count + payload.count + 24)
+        protectedBytes.withUnsafeBytes { p in
+            payload.withUnsafeBytes { m in
+                COSESign1View.writeToBeSigned(protectedHeader: p, payload: m) { out.append(contentsOf: $0) }
+            }
+        }
+        return out
     }
 
-    /// Parses the envelope; structural faults are `bad-manifest` naming the
-    /// part, an unusable algorithm is `bad-signature` naming `alg`.
+    /// Parses the envelope with the core's in-place reader (the one the
+    /// device runs); structural faults are `bad-manifest` naming the part,
+    /// an unusable algorithm is `bad-signature` naming `alg`.
     init(decoding bytes: [UInt8]) throws(ManifestError) {
-        let value: CBORValue
-        do {
-            value = try CBORCodec.decode(bytes)
-        } catch {
-            throw .badManifest(field: "COSE_Sign1", reason: error.description)
-        }
-        guard case .tagged(Self.tag, let inner) = value else {
-            throw .badManifest(field: "COSE_Sign1", reason: "expected CBOR tag 18 (COSE_Sign1), found \(value.typeName)")
-        }
-        guard case .array(let parts) = inner, parts.count == 4 else {
-            throw .badManifest(field: "COSE_Sign1", reason: "expected an array of 4 elements")
-        }
-        guard case .bytes(let protectedBytes) = parts[0] else {
-            throw .badManifest(field: "COSE_Sign1.protected", reason: "expected a byte string")
-        }
-        guard case .map(let unprotected) = parts[1] else {
-            throw .badManifest(field: "COSE_Sign1.unprotected", reason: "expected a map")
-        }
-        guard case .bytes(let payload) = parts[2] else {
-            throw .badManifest(field: "COSE_Sign1.payload", reason: "expected an attached payload byte string")
-        }
-        guard case .bytes(let signature) = parts[3] else {
-            throw .badManifest(field: "COSE_Sign1.signature", reason: "expected a byte string")
-        }
-        var protected: [CBORMapEntry] = []
-        if !protectedBytes.isEmpty {
-            guard case .map(let entries)? = try? CBORCodec.decode(protectedBytes) else {
-                throw .badManifest(field: "COSE_Sign1.protected", reason: "not a CBOR map")
+        let parsed = bytes.withUnsafeBytes { raw in
+            COSESign1View.parse(raw).map { view in
+                (view, Array(raw[view.protectedHeader]), Array(raw[view.payload]), Array(raw[view.signature]),
+                 view.kid.map { Array(raw[$0]) })
             }
-            protected = entries
         }
-        // Header labels: 1 alg, 2 crit, 4 kid (RFC 9052 §3.1).
-        if protected.contains(where: { $0.key == .int(2) }) {
-            throw .badSignature(field: "crit", reason: "critical header parameters are not supported")
-        }
-        guard let algValue = protected.first(where: { $0.key == .int(1) })?.value else {
-            throw .badSignature(field: "alg", reason: "no alg in the protected header")
-        }
-        guard let id = algValue.int64, let algorithm = SignatureAlgorithm(coseID: id) else {
-            throw .badSignature(field: "alg", reason: "unsupported algorithm \(ManifestDecoderDescribe.cbor(algValue))")
-        }
-        if let kidValue = (protected + unprotected).first(where: { $0.key == .int(4) })?.value {
-            guard case .bytes(let kid) = kidValue else {
-                throw .badManifest(field: "COSE_Sign1.kid", reason: "expected a byte string")
+        switch parsed {
+        case .failure(let failure):
+            let field = String(describing: failure.part.fieldName)
+            let reason = String(describing: failure.reason)
+            if failure.part.isSignatureError { throw .badSignature(field: field, reason: reason) }
+            throw .badManifest(field: field, reason: reason)
+        case .success(let (view, protectedBytes, payload, signature, kid)):
+            guard let algorithm = SignatureAlgorithm(coseID: view.algorithm) else {
+                throw .badSignature(field: "alg", reason: "unsupported algorithm \(view.algorithm)")
             }
+            self.protectedBytes = protectedBytes
+            self.algorithm = algorithm
             self.kid = kid
+            self.payload = payload
+            self.signature = signature
         }
-        self.protectedBytes = protectedBytes
-        self.algorithm = algorithm
-        self.payload = payload
-        self.signature = signature
     }
 
     private init(protectedBytes: [UInt8], algorithm: SignatureAlgorithm, kid: [UInt8], payload: [UInt8]) {

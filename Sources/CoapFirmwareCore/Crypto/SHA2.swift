@@ -179,8 +179,23 @@ public struct SHA256: SHA256Engine, Sendable {
     }
 }
 
-/// SHA-512 (FIPS 180-4 §6.4), for manifests that list a sha512 digest.
+/// SHA-512 (FIPS 180-4 §6.4), and SHA-384 (§6.5: other initial values,
+/// output truncated to 48 bytes), for manifests that list them.
 public struct SHA512: Sendable {
+    /// Digest length: 64, or 48 for SHA-384.
+    public let outputLength: Int
+
+    public init() { outputLength = 64 }
+
+    /// SHA-384.
+    public init(sha384: Void) {
+        outputLength = 48
+        h = [
+            0xcbbb9d5dc1059ed8, 0x629a292a367cd507, 0x9159015a3070dd17, 0x152fecd8f70e5939,
+            0x67332667ffc00b31, 0x8eb44a8768581511, 0xdb0c2e0d64f98fa7, 0x47b5481dbefa4fa4,
+        ]
+    }
+
     private var h: InlineArray<8, UInt64> = [
         0x6a09e667f3bcc908, 0xbb67ae8584caa73b, 0x3c6ef372fe94f82b, 0xa54ff53a5f1d36f1,
         0x510e527fade682d1, 0x9b05688c2b3e6c1f, 0x1f83d9abfb41bd6b, 0x5be0cd19137e2179,
@@ -188,8 +203,6 @@ public struct SHA512: Sendable {
     private var block = InlineArray<128, UInt8>(repeating: 0)
     private var pending = 0
     private var length: UInt64 = 0
-
-    public init() {}
 
     public mutating func update(_ bytes: UnsafeRawBufferPointer) {
         guard var source = bytes.baseAddress else { return }
@@ -219,9 +232,9 @@ public struct SHA512: Sendable {
         bytes.withUnsafeBytes { update($0) }
     }
 
-    /// Writes the 64-byte digest to `out`.
+    /// Writes the 64-byte (SHA-384: 48-byte) digest to `out`.
     public mutating func finalize(into out: UnsafeMutableRawBufferPointer) {
-        precondition(out.count >= 64)
+        precondition(out.count >= outputLength)
         let bits = length &* 8
         var pad = InlineArray<128, UInt8>(repeating: 0)
         pad[0] = 0x80
@@ -238,11 +251,11 @@ public struct SHA512: Sendable {
         }
         withUnsafeBytes(of: UInt64(0)) { update($0) }  // high 64 bits of the 128-bit length
         withUnsafeBytes(of: bits.bigEndian) { update($0) }
-        for i in 0..<8 { out.storeBytes(of: h[i].bigEndian, toByteOffset: i * 8, as: UInt64.self) }
+        for i in 0..<(outputLength / 8) { out.storeBytes(of: h[i].bigEndian, toByteOffset: i * 8, as: UInt64.self) }
     }
 
     public mutating func finalize() -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: 64)
+        var out = [UInt8](repeating: 0, count: outputLength)
         out.withUnsafeMutableBytes { finalize(into: $0) }
         return out
     }
