@@ -117,7 +117,7 @@ struct HSSVector: Decodable, CustomTestStringConvertible, Sendable {
         ([0x62, 0xc3, 0x28], .invalidUTF8),
         ([0x63, 0xed, 0xa0, 0x80], .invalidUTF8),                          // surrogate
         ([0x62, 0xc0, 0x80], .invalidUTF8),                                // overlong
-        ([0xf9, 0x3c, 0x00], .unsupported),                                // half float
+        ([0xf8, 0x10], .unsupported),                                      // two-byte simple value below 32
         ([0x1c], .reservedHead),
     ] as [([UInt8], CBORReader.Failure)])
     func refuses(_ bytes: [UInt8], _ failure: CBORReader.Failure) {

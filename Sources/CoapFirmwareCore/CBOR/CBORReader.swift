@@ -3,7 +3,7 @@
 /// copies. It refuses what the manifest profile never needs and what would
 /// make reading unbounded: indefinite lengths, nesting deeper than
 /// `maxDepth`, counts larger than the bytes left, invalid UTF-8 in text,
-/// and floats and simple values other than false/true/null.
+/// and the non-well-formed two-byte simple values below 32.
 public struct CBORReader {
     public enum Failure: UInt8, Error, Sendable, Equatable {
         case truncated = 1
@@ -20,7 +20,7 @@ public struct CBORReader {
             case .indefiniteLength: return "indefinite-length item"
             case .tooDeep: return "nested too deeply"
             case .invalidUTF8: return "text is not valid UTF-8"
-            case .unsupported: return "unsupported CBOR item (float or simple value)"
+            case .unsupported: return "malformed simple value"
             case .trailingBytes: return "bytes after the CBOR item"
             case .reservedHead: return "reserved additional information"
             }
@@ -39,6 +39,9 @@ public struct CBORReader {
         case tag(UInt64)
         case bool(Bool)
         case null
+        /// A float or another simple value: never meaningful in a manifest,
+        /// but skippable under an unknown key (forward compatibility).
+        case other
     }
 
     public let bytes: UnsafeRawBufferPointer
@@ -98,7 +101,8 @@ public struct CBORReader {
             case 20: return .success(.bool(false))
             case 21: return .success(.bool(true))
             case 22: return .success(.null)
-            default: return .failure(.unsupported)
+            case 24: return argument < 32 ? .failure(.unsupported) : .success(.other)  // RFC 8949 §3.3
+            default: return .success(.other)
             }
         }
     }
@@ -120,7 +124,10 @@ public struct CBORReader {
                 switch item {
                 case .array(let n): children = n
                 case .map(let n): children = 2 * n
-                case .tag: children = 1
+                case .tag:
+                    // A tag's content is the next item at the same level: tags
+                    // nest without depth (each costs a byte, so it is bounded).
+                    pending[depth] += 1
                 default: break
                 }
                 if children > 0 {

@@ -20,6 +20,8 @@ public struct ManifestView {
         public var digest: Int? = nil
         public var digestMember: Member = .none
         public var unknownKey: Int64? = nil
+        /// A repeated key that is not a small integer: its item and bytes.
+        public var unknownKeyRange: Range<Int>? = nil
 
         public static let manifest = FieldPath(field: nil)
     }
@@ -154,12 +156,10 @@ public struct ManifestView {
                     memberRanges[Int(key) - 1] = range
                     present |= 1 << UInt8(key)
                 }) { return f }
-                for bit in 1...4 where present & (1 << UInt8(bit)) == 0 {
-                    p.setKey(Int64(bit))
-                    return Self.fail(p, "required field is missing")
-                }
+                func missing(_ key: Int) -> Bool { present & (1 << UInt8(key)) == 0 }
                 var image = Image()
                 p.member = .name
+                if missing(1) { return Self.fail(p, "required field is missing") }
                 guard let name = Self.text(b, memberRanges[0]) else { return Self.fail(p, "expected text string") }
                 guard Self.isSafeName(UnsafeRawBufferPointer(rebasing: b[name])) else { return Self.fail(p, "not a safe file name") }
                 for other in 0..<imageCount {
@@ -169,16 +169,19 @@ public struct ManifestView {
                 }
                 image.name = name
                 p.member = .location
+                if missing(2) { return Self.fail(p, "required field is missing") }
                 switch Self.location(b, memberRanges[1]) {
                 case .failure(let why): return Self.fail(p, why.reason)
                 case .success(let l): image.location = l
                 }
                 p.member = .size
+                if missing(3) { return Self.fail(p, "required field is missing") }
                 guard case .success(.unsigned(let size)) = Self.first(b, memberRanges[2]) else {
                     return Self.fail(p, "expected unsigned integer")
                 }
                 image.size = size
                 p.member = .commitHash
+                if missing(4) { return Self.fail(p, "required field is missing") }
                 if let f = Self.digestList(b, memberRanges[3], path: p, into: &image) { return f }
                 images[imageCount] = image
                 imageCount += 1
@@ -246,6 +249,7 @@ public struct ManifestView {
                         p.setKey(key)
                     } else {
                         p.setUnknownKey(Self.first(b, keyRange).int64Value)
+                        p.unknownKeyRange = keyRange
                     }
                     return fail(p, "map key given twice")
                 }
@@ -437,5 +441,62 @@ extension FirmwareVersion {
         }
         guard part == 3 else { return nil }
         self.init(major: parts[0], minor: parts[1], revision: parts[2])
+    }
+}
+
+extension ManifestView.FieldPath {
+    /// The field as `ManifestError` names it (`components[1].size`);
+    /// `payload` lets a repeated non-integer key be described.
+    public func rendered(_ payload: UnsafeRawBufferPointer? = nil) -> String {
+        let key = describeKey(payload)
+        guard let field else { return member == .unknownKey ? key : "manifest" }
+        var s = field.jsonName
+        if let component { s += "[\(component)]" }
+        switch member {
+        case .none: break
+        case .unknownKey: s += "." + key
+        default: s += ".\(member.name)"
+        }
+        if let digest { s += "[\(digest)]" }
+        switch digestMember {
+        case .none: break
+        case .unknownKey: s += "." + key
+        default: s += ".\(digestMember.name)"
+        }
+        return s
+    }
+
+    private func describeKey(_ payload: UnsafeRawBufferPointer?) -> String {
+        guard let range = unknownKeyRange, let payload else { return "key \(unknownKey.map { String($0) } ?? "?")" }
+        var r = CBORReader(payload, range: range)
+        switch r.next() {
+        case .success(.unsigned(let n)): return "key \(n)"
+        case .success(.negative(let n)): return "key -\(n == UInt64.max ? "18446744073709551616" : String(n + 1))"
+        case .success(.text(let t)): return "key \"\(String(decoding: UnsafeRawBufferPointer(rebasing: payload[t]), as: UTF8.self))\""
+        case .success(.bytes): return "key (byte string)"
+        case .success(.array): return "key (array)"
+        case .success(.map): return "key (map)"
+        case .success(.tag(let t)): return "key (tag \(t))"
+        case .success(.bool): return "key (boolean)"
+        case .success(.null): return "key (null)"
+        case .success(.other):
+            return payload[range.lowerBound] == 0xf7 ? "key (undefined)" : "key (float)"
+        case .failure: return "key ?"
+        }
+    }
+}
+
+extension ManifestView.FieldPath.Member {
+    var name: String {
+        switch self {
+        case .none: return ""
+        case .name: return "name"
+        case .location: return "location"
+        case .size: return "size"
+        case .commitHash: return "commitHash"
+        case .digestAlgo: return "digestAlgo"
+        case .hash: return "hash"
+        case .unknownKey: return "key"
+        }
     }
 }
