@@ -2,7 +2,7 @@
 SWIFT ?= swift
 PYTHON ?= python3
 
-.PHONY: deps build release demo test unit interop vectors bench fuzz replay asan faults clean
+.PHONY: deps build release demo test unit interop vectors bench fuzz replay asan faults embedded clean
 
 deps:
 	@scripts/install-deps.sh
@@ -26,6 +26,7 @@ test: deps
 	$(SWIFT) test --skip-build
 	$(MAKE) --no-print-directory replay
 	$(MAKE) --no-print-directory asan
+	$(MAKE) --no-print-directory embedded-run
 	$(PYTHON) -m pytest -q -n 2 Tests/interop
 
 # The server under AddressSanitizer, for the malformed-datagram test.
@@ -36,6 +37,15 @@ asan:
 FUZZ_TARGETS = manifest-cbor manifest-json envelope parsers blocks
 replay:
 	@for t in $(FUZZ_TARGETS); do .build/debug/coap-fw-fuzz replay $$t Fuzz/corpus/$$t Fuzz/crashes/$$t || exit 1; done
+
+# The device core with Embedded Swift for a Cortex-M4 (armv7em-none-none-eabi,
+# -Osize, whole module): prints its size, links it into a bare-metal image that
+# verifies a real HSS-LMS-signed release, and runs that under qemu (mps2-an386).
+embedded: build
+	scripts/embedded.sh .build/debug .build-embedded
+
+embedded-run:
+	scripts/embedded.sh .build/debug .build-embedded
 
 # libFuzzer on every target, FUZZ_SECONDS each (default 60); grows Fuzz/corpus.
 fuzz: deps
@@ -63,4 +73,4 @@ bench: release
 	$(PYTHON) bench/client_bench.py
 
 clean:
-	rm -rf .build demo
+	rm -rf .build .build-embedded demo

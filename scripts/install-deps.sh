@@ -5,8 +5,11 @@
 set -euo pipefail
 
 APT_PACKAGES="pkg-config libcoap3-dev libcoap3-bin libcbor-dev libssl-dev iproute2 python3 python3-pip time"
+# `make embedded`: the bare-metal Cortex-M build of the device core and its qemu run.
+APT_PACKAGES="$APT_PACKAGES gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
 # pycose 1.1 breaks on cbor2 6 (tuples for tagged arrays): pin cbor2<6.
-PIP_PACKAGES="pytest pytest-xdist cbor2<6 pycose==1.1.0 cryptography aiocoap==0.4.17"
+# pyhsslms: the independent HSS/LMS implementation of the interop tests and Vectors/lms.
+PIP_PACKAGES="pytest pytest-xdist cbor2<6 pycose==1.1.0 cryptography aiocoap==0.4.17 pyhsslms==2.0.0"
 
 missing=""
 for p in $APT_PACKAGES; do
@@ -19,7 +22,7 @@ if [ -n "$missing" ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
 fi
 
-if ! python3 -c 'import pytest, xdist, cbor2, pycose, cryptography, aiocoap; assert int(cbor2.__version__.split(".")[0]) < 6' 2>/dev/null; then
+if ! python3 -c 'import pytest, xdist, cbor2, pycose, cryptography, aiocoap, pyhsslms; assert int(cbor2.__version__.split(".")[0]) < 6' 2>/dev/null; then
     echo "install-deps: pip install $PIP_PACKAGES"
     python3 -m pip install -q --disable-pip-version-check $PIP_PACKAGES \
         || python3 -m pip install -q --disable-pip-version-check --break-system-packages $PIP_PACKAGES

@@ -34,7 +34,7 @@ struct Keygen: ParsableCommand {
     @Option(help: "HSS-LMS: number of HSS levels, 1-8 (default 1).")
     var levels: Int?
 
-    @Option(help: "HSS-LMS: LMS tree height per level: 5, 10, 15 or 20 (default 10).")
+    @Option(help: "HSS-LMS: LMS tree height per level: 5, 10 or 15 (default 10).")
     var height: Int?
 
     @Option(help: "HSS-LMS: Winternitz parameter: 1, 2, 4 or 8 (default 4).")
@@ -95,7 +95,7 @@ struct Keygen: ParsableCommand {
         }
         let h = height ?? 10
         guard let type = LMSType(height: h), h <= HSSPrivateKey.maxGeneratedHeight else {
-            throw CommandFailure.usage("--height \(h): expected 5, 10, 15 or 20 (H25 trees take days to generate; use two levels)")
+            throw CommandFailure.usage("--height \(h): expected 5, 10 or 15 (signing rebuilds a level's tree: H15 takes a minute here, H20 half an hour; use more levels for more signatures)")
         }
         let winternitz = w ?? 4
         guard let ots = LMOTSType(w: winternitz) else {
@@ -220,8 +220,13 @@ struct Publish: ParsableCommand {
             }
         }
 
-        if let hss = privateKey.hss, hss.remaining < 2 {
-            throw CommandFailure.failed("--key \(key): HSS-LMS key has \(hss.remaining) signature(s) left of \(hss.capacity); a release needs 2 (COSE and JWS). Create a new key with keygen")
+        if let hss = privateKey.hss {
+            // Both leaves of this release (COSE and JWS) in one locked step.
+            do {
+                try hss.reserveAhead(2)
+            } catch {
+                throw CommandFailure.failed("--key \(key): HSS-LMS key has \(hss.remaining) signature(s) left of \(hss.capacity); a release needs 2 (COSE and JWS). Create a new key with keygen")
+            }
         }
         do {
             let result = try ReleasePublisher(repository: repo, key: privateKey).publish(options)

@@ -13,7 +13,9 @@ pyhsslms, and against the stateful-key rules (SPEC §3, §7):
 - concurrent publishes with one key never reuse a leaf;
 - exhaustion: a full key refuses before signing and changes nothing;
 - corrupted private / public key files are usage errors naming the file;
-- serve + update with --trust public.hss installs the published image.
+- serve + update with --trust public.hss installs the published image;
+- structurally broken signatures (bad Nspk, q, type codes, truncation) and
+  the deepest hierarchy (8 levels, across all subtree boundaries at once).
 
 The HSS signature is parsed here from RFC 8554 §6.2 / §5.4 by hand, not with
 our code or pyhsslms, to read the leaf indices.
@@ -26,7 +28,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import stat
 import struct
 import subprocess
@@ -417,6 +418,84 @@ def test_publish_verified_by_pyhsslms(run, tmp_path, image, levels, height, w):
     assert read_counter(key) == 2
 
 
+def test_eight_levels_across_tree_boundaries(run, tmp_path, image):
+    """The deepest hierarchy (8 levels, H5/W8: 2^40 signatures, the largest
+    signature that fits a manifest), counter set so that the two signatures
+    of one publish straddle the boundary of all seven lower trees at once."""
+    keys = tmp_path / "keys"
+    hss_keygen(run, keys, 8, 5, 8)
+    key = keys / "private.hss"
+    public = (keys / "public.hss").read_bytes()
+    start = 2**35 - 1
+    set_counter(key, start)
+    repo = tmp_path / "repo"
+    proc = publish(run, repo, key, "m-deep", "1.0.0", image)
+    assert re.search(rf"signatures remaining:\s*{2**40 - start - 2} of {2**40}\b", proc.stdout), describe(proc)
+    assert read_counter(key) == start + 2
+    d = model_dir(repo, "m-deep")
+    _, _, _, cose_sig, tbs = cose_parts(d / "manifest.cbor")
+    _, _, jws_sig, signing_input = jws_parts(d / "manifest.json")
+    assert len(cose_sig) == len(jws_sig) == expected_signature_len(8, 5, 8)
+    assert pyhsslms_verify(public, tbs, cose_sig), "pyhsslms refuses the 8-level COSE signature"
+    assert pyhsslms_verify(public, signing_input, jws_sig), "pyhsslms refuses the 8-level JWS signature"
+    paths = sorted(parse_hss_signature(sig)["path"] for sig in (cose_sig, jws_sig))
+    # 2^35 - 1 = top leaf 0, all seven lower levels at their last leaf; 2^35
+    # = top leaf 1, every lower tree fresh.
+    assert paths == [(0,) + (31,) * 7, (1,) + (0,) * 7], paths
+    for name in ("manifest.cbor", "manifest.json"):
+        assert_verified(run, keys / "public.hss", d / name, image)
+
+
+def test_oversized_json_envelope_refused(run, tmp_path):
+    """With 8-level signatures a manifest with many components no longer fits
+    16 KiB as JWS: publish refuses and writes no manifest."""
+    keys = tmp_path / "keys"
+    hss_keygen(run, keys, 8, 5, 8)
+    args = []
+    for i in range(8):
+        part = tmp_path / f"part-with-a-rather-long-component-name-{i}.bin"
+        part.write_bytes(os.urandom(100))
+        args += ["--component", f"component-with-a-long-name-number-{i}={part}"]
+    repo = tmp_path / "repo"
+    proc = run(SERVER, "publish", "--repo", repo, "--key", keys / "private.hss", "--manufacturer",
+               MANUFACTURER, "--model", "m-big", "--version", "1.0.0", *args)
+    assert proc.returncode != 0, describe(proc)
+    assert "16384" in proc.stderr or "limit" in proc.stderr, describe(proc)
+    assert not list(repo.rglob("manifest.*")), describe(proc)
+
+
+@pytest.mark.parametrize("field,value", [
+    ("nspk", 1), ("nspk", 7), ("nspk", 0xFFFFFFFF),
+    ("q", 32), ("q", 0xFFFFFFFF), ("q", 0x80000000),
+    ("ots-type", 0), ("ots-type", 3), ("ots-type", 0xFFFFFFFF),
+    ("lms-type", 0), ("lms-type", 6), ("lms-type", 9), ("lms-type", 0xFFFFFFFF),
+    ("cut", 0), ("cut", 4), ("cut", 8), ("cut", 500),
+])
+def test_malformed_signature_fields(run, tmp_path, signed_repo, field, value):
+    """Structurally broken HSS signatures are refused (exit 1), never crash."""
+    public = signed_repo["public"].read_bytes()
+    protected, unprotected, payload, sig, tbs = cose_parts(signed_repo["dir"] / "manifest.cbor")
+    bottom = parse_hss_signature(sig)["levels"][-1]
+    offsets = {"nspk": 0, "q": bottom["q_off"], "ots-type": bottom["q_off"] + 4, "lms-type": bottom["type_off"]}
+    if field == "cut":
+        bad_sig = sig[:value]
+    else:
+        data = bytearray(sig)
+        data[offsets[field] : offsets[field] + 4] = struct.pack(">I", value)
+        bad_sig = bytes(data)
+    assert not pyhsslms_verify(public, tbs, bad_sig)
+    bad = tmp_path / "bad.cbor"
+    bad.write_bytes(cbor2.dumps(cbor2.CBORTag(18, [protected, unprotected, payload, bad_sig])))
+    proc, out = verify_json(run, signed_repo["public"], bad)
+    assert proc.returncode == 1 and out and out.get("result") in ("bad-signature", "bad-manifest"), describe(proc)
+    header, jws_payload, _, _ = jws_parts(signed_repo["dir"] / "manifest.json")
+    doc = json.loads((signed_repo["dir"] / "manifest.json").read_text())
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**doc, "signature": b64u(bad_sig)}))
+    proc, out = verify_json(run, signed_repo["public"], bad)
+    assert proc.returncode == 1 and out and out.get("result") in ("bad-signature", "bad-manifest"), describe(proc)
+
+
 # ---------------------------------------------------------------------------
 # 3. the other direction: pyhsslms signs, we verify
 # ---------------------------------------------------------------------------
@@ -783,16 +862,18 @@ def test_wellformed_but_wrong_public_key(run, tmp_path, signed_repo):
 # ---------------------------------------------------------------------------
 
 
-def test_update_end_to_end(run, bin_dir, tmp_path):
+@pytest.mark.parametrize("levels,height,w", [(2, 5, 4), (8, 5, 8)], ids=["L2-H5-W4", "L8-H5-W8"])
+def test_update_end_to_end(run, bin_dir, tmp_path, levels, height, w):
+    """L8: a ~15 KiB manifest.json, fetched block-wise like the image."""
     keys = tmp_path / "keys"
-    hss_keygen(run, keys, 2, 5, 4)
+    hss_keygen(run, keys, levels, height, w)
     repo = tmp_path / "repo"
     img = tmp_path / "images" / "hss-fw.bin"
     size = 24 * 1024 + 333
     write_random_file(img, size)
     publish(run, repo, keys / "private.hss", "m-e2e", "3.1.4", img)
     other = tmp_path / "other-keys"
-    hss_keygen(run, other, 2, 5, 4)
+    hss_keygen(run, other, levels, height, w)
 
     logs = tmp_path / "logs"
     logs.mkdir()

@@ -41,7 +41,7 @@ public final class HSSPrivateKey {
 
     /// Largest total tree height `generate` accepts for one level: a level
     /// costs 2^h one-time keys per signature; H25 would take days here.
-    public static let maxGeneratedHeight = 20
+    public static let maxGeneratedHeight = 15
 
     /// Makes a fresh key and writes it to `path` (0600, atomically).
     public static func generate(levels parameters: [(LMSType, LMOTSType)], path: String) throws(KeyError) -> HSSPrivateKey {
@@ -105,9 +105,25 @@ public final class HSSPrivateKey {
         }
     }
 
+    /// Indices reserved ahead by `reserveAhead`, used by the next signatures.
+    private var reserved: [UInt64] = []
+
+    /// Reserves `count` consecutive indices in one locked step, so that a
+    /// release needing two signatures (COSE and JWS) either gets both or
+    /// none: two publishes racing for the last leaves cannot each take one.
+    public func reserveAhead(_ count: Int) throws(KeyError) {
+        let first = try reserve(count: UInt64(count))
+        reserved = (0..<UInt64(count)).map { first + $0 }
+    }
+
     /// Reserves the next signature index: lock, read, write + 1, fsync,
     /// unlock. Throws `exhausted` when no index is left.
     public func reserve() throws(KeyError) -> UInt64 {
+        if !reserved.isEmpty { return reserved.removeFirst() }
+        return try reserve(count: 1)
+    }
+
+    private func reserve(count: UInt64) throws(KeyError) -> UInt64 {
         let fd = open(path, O_RDWR | O_CLOEXEC)
         guard fd >= 0 else { throw .unreadable("\(path): cannot open for update: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
@@ -118,12 +134,14 @@ public final class HSSPrivateKey {
         guard pread(fd, &counter, 8, offset) == 8 else { throw .unreadable("\(path): cannot read the signature counter") }
         let index = readBigEndian64(counter, 0)
         nextIndex = index
-        guard index < capacity else { throw .exhausted(path: path, capacity: capacity) }
-        let next = bigEndian(index + 1)
+        guard index < capacity, capacity - index >= count else {
+            throw .exhausted(path: path, capacity: capacity, remaining: index < capacity ? capacity - index : 0)
+        }
+        let next = bigEndian(index + count)
         guard pwrite(fd, next, 8, offset) == 8, fsync(fd) == 0 else {
             throw .unreadable("\(path): cannot record the signature counter: \(String(cString: strerror(errno)))")
         }
-        nextIndex = index + 1
+        nextIndex = index + count
         return index
     }
 

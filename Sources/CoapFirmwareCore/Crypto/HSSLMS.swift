@@ -179,27 +179,36 @@ public enum LMS {
     /// Verifies the LMS signature at the cursor (RFC 8554 Algorithm 6a)
     /// over the message `feed` writes, consuming exactly the signature's bytes.
     public static func verify<H: SHA256Engine>(
-        _: H.Type, key: LMSPublicKeyView, signature cursor: inout ByteCursor,
+        _ engine: H.Type, key: LMSPublicKeyView, signature cursor: inout ByteCursor,
         message feed: (inout H) -> Void
     ) -> HSSFailure? {
         guard let q = cursor.u32(), let otsCode = cursor.u32() else { return .truncated }
         guard let ots = LMOTSType(code: otsCode) else { return .unknownOTSType }
         guard ots == key.ots else { return .typeMismatch }
-        guard let c = cursor.take(32), let y = cursor.take(ots.p * 32) else { return .truncated }
-        guard let typeCode = cursor.u32() else { return .truncated }
-        guard let type = LMSType(code: typeCode) else { return .unknownLMSType }
-        guard type == key.type else { return .typeMismatch }
-        guard let path = cursor.take(type.height * 32) else { return .truncated }
-        guard UInt64(q) < (UInt64(1) << UInt64(type.height)) else { return .leafOutOfRange }
-
-        // Algorithm 4b: the candidate LM-OTS public key Kc.
+        guard let c = cursor.take(32) else { return .truncated }
+        // Q = H(I || u32(q) || u16(D_MESG) || C || message) (Algorithm 4b, step 3).
         var h = H()
         h.update(key.identifier)
         h.update(bigEndian32: q)
         h.update(bigEndian16: LMSDomain.mesg)
         h.update(c)
         feed(&h)
-        let digest = h.finalizeDigest()
+        return verify(engine, key: key, ots: ots, q: q, messageDigest: h.finalizeDigest(), signature: &cursor)
+    }
+
+    /// The rest of Algorithm 6a once Q is known; not generic in the
+    /// message, so the device carries one copy of it.
+    static func verify<H: SHA256Engine>(
+        _: H.Type, key: LMSPublicKeyView, ots: LMOTSType, q: UInt32, messageDigest digest: Digest32,
+        signature cursor: inout ByteCursor
+    ) -> HSSFailure? {
+        guard let y = cursor.take(ots.p * 32) else { return .truncated }
+        guard let typeCode = cursor.u32() else { return .truncated }
+        guard let type = LMSType(code: typeCode) else { return .unknownLMSType }
+        guard type == key.type else { return .typeMismatch }
+        guard let path = cursor.take(type.height * 32) else { return .truncated }
+        guard UInt64(q) < (UInt64(1) << UInt64(type.height)) else { return .leafOutOfRange }
+
         let checksum = lmotsChecksum(digest, ots)
         let maxDigit = (1 << ots.w) - 1
 

@@ -113,10 +113,7 @@ public enum DeviceVerifier {
         }
         guard valid else { return .badSignature }
 
-        switch ManifestView.read(envelope, range: cose.payload) {
-        case .failure: return .badManifest
-        case .success(let v): view = v
-        }
+        if view.read(envelope, range: cose.payload) != nil { return .badManifest }
         guard envelope.equals(view.manufacturer, device.manufacturer),
               envelope.equals(view.model, device.model) else { return .wrongDevice }
         if let installed = device.installedVersion {

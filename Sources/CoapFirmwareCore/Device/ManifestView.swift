@@ -73,8 +73,14 @@ public struct ManifestView {
     /// Reads and checks a CBOR manifest payload.
     public static func read(_ bytes: UnsafeRawBufferPointer, range: Range<Int>? = nil) -> Result<ManifestView, Failure> {
         var view = ManifestView()
-        if let failure = view.parse(bytes, range ?? 0..<bytes.count) { return .failure(failure) }
+        if let failure = view.read(bytes, range: range) { return .failure(failure) }
         return .success(view)
+    }
+
+    /// Reads into this view in place (no copy of the view on the stack).
+    public mutating func read(_ bytes: UnsafeRawBufferPointer, range: Range<Int>? = nil) -> Failure? {
+        self = ManifestView()
+        return parse(bytes, range ?? 0..<bytes.count)
     }
 
     static func fail(_ path: FieldPath, _ reason: StaticString) -> Failure { Failure(path: path, reason: reason) }

@@ -10,15 +10,15 @@ public enum KeyError: Error, Sendable, Equatable, CustomStringConvertible {
     /// OpenSSL failed an operation that should not fail.
     case openssl(String)
     /// A stateful HSS-LMS key has used all its one-time leaves.
-    case exhausted(path: String, capacity: UInt64)
+    case exhausted(path: String, capacity: UInt64, remaining: UInt64)
 
     public var description: String {
         switch self {
         case .unreadable(let why): return "unreadable key: \(why)"
         case .unsupported(let why): return "unsupported key: \(why)"
         case .openssl(let why): return "OpenSSL error: \(why)"
-        case .exhausted(let path, let capacity):
-            return "HSS-LMS key \(path) is exhausted: all \(capacity) signatures are used, 0 remain; create a new key with keygen and publish its public key first"
+        case .exhausted(let path, let capacity, let remaining):
+            return "HSS-LMS key \(path) is exhausted: \(remaining) of \(capacity) signature(s) remain, too few for this release; create a new key with keygen and give devices its public key first"
         }
     }
 }
