@@ -71,6 +71,7 @@ vectors: deps
 bench: release
 	$(PYTHON) bench/server_bench.py
 	$(PYTHON) bench/client_bench.py
+	.build/release/coap-fw-bench .
 
 clean:
 	rm -rf .build .build-embedded demo

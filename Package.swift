@@ -47,6 +47,8 @@ let package = Package(
         .executableTarget(name: "coap-fw-client", dependencies: ["CoapFirmwareCLI"]),
         // Fuzz targets (issue #5): libFuzzer with `make fuzz`, corpus replay in `make test`.
         .executableTarget(name: "coap-fw-fuzz", dependencies: ["CoapFirmware"]),
+        // Verification speed table for docs/benchmarks.md (`make bench`).
+        .executableTarget(name: "coap-fw-bench", dependencies: ["CoapFirmware"]),
 
         .testTarget(name: "CoapFirmwareCoreTests", dependencies: ["CoapFirmwareCore"]),
         .testTarget(
