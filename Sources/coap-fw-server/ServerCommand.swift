@@ -220,13 +220,10 @@ struct Publish: ParsableCommand {
             }
         }
 
-        if let hss = privateKey.hss {
-            // Both leaves of this release (COSE and JWS) in one locked step.
-            do {
-                try hss.reserveAhead(2)
-            } catch {
-                throw CommandFailure.failed("--key \(key): HSS-LMS key has \(hss.remaining) signature(s) left of \(hss.capacity); a release needs 2 (COSE and JWS). Create a new key with keygen")
-            }
+        // A stateful key with too few leaves is refused before any work; the
+        // publisher reserves its two leaves (COSE and JWS) under the lock.
+        if let hss = privateKey.hss, hss.remaining < 2 {
+            throw CommandFailure.failed("--key \(key): HSS-LMS key has \(hss.remaining) signature(s) left of \(hss.capacity); a release needs 2 (COSE and JWS). Create a new key with keygen")
         }
         do {
             let result = try ReleasePublisher(repository: repo, key: privateKey).publish(options)

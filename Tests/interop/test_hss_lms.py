@@ -730,6 +730,21 @@ def test_refused_before_signing(run, tmp_path, image, counter, left):
     assert tree_snapshot(repo) == {}, "a refused publish wrote into the repository"
 
 
+def test_refused_release_spends_no_leaf(run, tmp_path, image):
+    """A publish refused for a reason of its own (version already out, a
+    rollback) reserves nothing: leaves are taken only right before signing."""
+    keys = tmp_path / "keys"
+    hss_keygen(run, keys, 1, 5, 8)
+    key = keys / "private.hss"
+    repo = tmp_path / "repo"
+    publish(run, repo, key, "m-r", "1.0.1", image)
+    assert read_counter(key) == 2
+    for version in ("1.0.1", "1.0.0"):
+        proc = publish(run, repo, key, "m-r", version, image, expect_ok=False)
+        assert proc.returncode != 0, describe(proc)
+        assert read_counter(key) == 2, f"refused publish of {version} spent leaves"
+
+
 # ---------------------------------------------------------------------------
 # 6. corrupted key files
 # ---------------------------------------------------------------------------

@@ -150,6 +150,9 @@ public struct ReleasePublisher {
         // Sign both formats and check our own output before anything is written.
         let envelopes: [(ManifestFormat, [UInt8])]
         do {
+            // A stateful HSS-LMS key: reserve both leaves in one locked step,
+            // only now that the release passed every check.
+            try signer.key.hss?.reserveAhead(2)
             envelopes = [(.cbor, try signer.signCOSE(manifest)), (.json, try signer.signJWS(manifest))]
         } catch {
             throw .key(error)
