@@ -70,10 +70,9 @@ public func coapfwImageBegin(_ index: Int32) -> Int32 {
 /// block out of order or past the signed size.
 @_cdecl("coapfw_image_block")
 public func coapfwImageBlock(_ offset: UInt64, _ block: UnsafePointer<UInt8>, _ length: Int) -> Int32 {
-    guard var digests = device.digests else { return -1 }
-    let ok = digests.update(offset: offset, block: UnsafeRawBufferPointer(start: block, count: length))
-    device.digests = digests
-    return ok ? 0 : -1
+    // Updated in place: no copy of the digest states per block.
+    guard device.digests != nil else { return -1 }
+    return device.digests!.update(offset: offset, block: UnsafeRawBufferPointer(start: block, count: length)) ? 0 : -1
 }
 
 /// Ends the image: 0 when size and every digest match, 7 (digest

@@ -202,25 +202,24 @@ struct LMSTree {
         self.seed = seed
         let leafCount = 1 << type.height
         var nodes = [UInt8](repeating: 0, count: 2 * leafCount * 32)
-        nodes.withUnsafeMutableBytes { out in
-            for q in 0..<leafCount {
-                let k = Self.otsPublicKey(type: type, ots: ots, identifier: identifier, seed: seed, leaf: UInt32(q))
-                var h = H()
-                h.update(identifier)
-                h.update(bigEndian32: UInt32(leafCount + q))
-                h.update(bigEndian16: LMSDomain.leaf)
-                k.withBytes { h.update($0) }
-                h.finalize(into: UnsafeMutableRawBufferPointer(rebasing: out[((leafCount + q) * 32)...]))
-            }
-            var r = leafCount - 1
-            while r >= 1 {
-                var h = H()
-                h.update(identifier)
-                h.update(bigEndian32: UInt32(r))
-                h.update(bigEndian16: LMSDomain.intr)
-                h.update(UnsafeRawBufferPointer(rebasing: out[(2 * r * 32)..<(2 * r * 32 + 64)]))
-                h.finalize(into: UnsafeMutableRawBufferPointer(rebasing: out[(r * 32)...]))
-                r -= 1
+        identifier.withUnsafeBytes { id in
+            nodes.withUnsafeMutableBytes { out in
+                func store(_ d: Digest32, at r: Int) {
+                    d.withBytes { UnsafeMutableRawBufferPointer(rebasing: out[(r * 32)..<(r * 32 + 32)]).copyMemory(from: $0) }
+                }
+                for q in 0..<leafCount {
+                    let k = Self.otsPublicKey(type: type, ots: ots, identifier: identifier, seed: seed, leaf: UInt32(q))
+                    store(LMSHash.leaf(H.self, identifier: id, node: UInt32(leafCount + q), otsPublicKey: k), at: leafCount + q)
+                }
+                var r = leafCount - 1
+                while r >= 1 {
+                    let children = UnsafeRawBufferPointer(out)
+                    let node = LMSHash.interior(H.self, identifier: id, node: UInt32(r),
+                                                left: UnsafeRawBufferPointer(rebasing: children[(2 * r * 32)..<(2 * r * 32 + 32)]),
+                                                right: UnsafeRawBufferPointer(rebasing: children[(2 * r * 32 + 32)..<(2 * r * 32 + 64)]))
+                    store(node, at: r)
+                    r -= 1
+                }
             }
         }
         self.nodes = nodes
@@ -250,17 +249,7 @@ struct LMSTree {
     }
 
     static func chain(identifier: [UInt8], leaf: UInt32, chain i: Int, from start: Digest32, steps: Range<Int>) -> Digest32 {
-        var tmp = start
-        for j in steps {
-            var h = H()
-            h.update(identifier)
-            h.update(bigEndian32: leaf)
-            h.update(bigEndian16: UInt16(i))
-            h.update(byte: UInt8(j))
-            tmp.withBytes { h.update($0) }
-            tmp = h.finalizeDigest()
-        }
-        return tmp
+        identifier.withUnsafeBytes { LMSHash.chain(H.self, identifier: $0, leaf: leaf, chain: i, from: start, steps: steps) }
     }
 
     /// The LM-OTS public key K of leaf q (RFC 8554 Algorithm 1).

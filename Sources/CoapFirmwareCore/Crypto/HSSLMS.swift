@@ -100,6 +100,54 @@ public enum LMSDomain {
     public static let intr: UInt16 = 0x8383
 }
 
+/// The hash steps of RFC 8554 that both the verifier (here) and the signer
+/// (`LMSTree` in CoapFirmware) take, so they cannot disagree.
+public enum LMSHash {
+    /// `steps` Winternitz chain iterations of chain i at leaf q (§4.4):
+    /// tmp = H(I ‖ u32(q) ‖ u16(i) ‖ u8(j) ‖ tmp) for j in steps.
+    @inline(__always)
+    public static func chain<H: SHA256Engine>(
+        _: H.Type, identifier: UnsafeRawBufferPointer, leaf q: UInt32, chain i: Int, from start: Digest32, steps: Range<Int>
+    ) -> Digest32 {
+        var tmp = start
+        for j in steps {
+            var h = H()
+            h.update(identifier)
+            h.update(bigEndian32: q)
+            h.update(bigEndian16: UInt16(i))
+            h.update(byte: UInt8(j))
+            tmp.withBytes { h.update($0) }
+            tmp = h.finalizeDigest()
+        }
+        return tmp
+    }
+
+    /// A leaf node: H(I ‖ u32(r) ‖ u16(D_LEAF) ‖ K) (§5.3).
+    public static func leaf<H: SHA256Engine>(
+        _: H.Type, identifier: UnsafeRawBufferPointer, node r: UInt32, otsPublicKey k: Digest32
+    ) -> Digest32 {
+        var h = H()
+        h.update(identifier)
+        h.update(bigEndian32: r)
+        h.update(bigEndian16: LMSDomain.leaf)
+        k.withBytes { h.update($0) }
+        return h.finalizeDigest()
+    }
+
+    /// An interior node: H(I ‖ u32(r) ‖ u16(D_INTR) ‖ left ‖ right) (§5.3).
+    public static func interior<H: SHA256Engine>(
+        _: H.Type, identifier: UnsafeRawBufferPointer, node r: UInt32, left: UnsafeRawBufferPointer, right: UnsafeRawBufferPointer
+    ) -> Digest32 {
+        var h = H()
+        h.update(identifier)
+        h.update(bigEndian32: r)
+        h.update(bigEndian16: LMSDomain.intr)
+        h.update(left)
+        h.update(right)
+        return h.finalizeDigest()
+    }
+}
+
 /// Big-endian reads over a byte view, bounds-checked, no copies.
 public struct ByteCursor {
     public let bytes: UnsafeRawBufferPointer
@@ -216,48 +264,25 @@ public enum LMS {
         kc.update(key.identifier)
         kc.update(bigEndian32: q)
         kc.update(bigEndian16: LMSDomain.pblc)
-        var tmp = Digest32()
         for i in 0..<ots.p {
             let a = lmotsCoef(digest, checksum, i, ots.w)
-            tmp = Digest32(UnsafeRawBufferPointer(rebasing: y[(i * 32)..<(i * 32 + 32)]))
-            if a < maxDigit {
-                for j in a..<maxDigit {
-                    var chain = H()
-                    chain.update(key.identifier)
-                    chain.update(bigEndian32: q)
-                    chain.update(bigEndian16: UInt16(i))
-                    chain.update(byte: UInt8(j))
-                    tmp.withBytes { chain.update($0) }
-                    tmp = chain.finalizeDigest()
-                }
-            }
-            tmp.withBytes { kc.update($0) }
+            let start = Digest32(UnsafeRawBufferPointer(rebasing: y[(i * 32)..<(i * 32 + 32)]))
+            LMSHash.chain(H.self, identifier: key.identifier, leaf: q, chain: i, from: start, steps: a..<maxDigit)
+                .withBytes { kc.update($0) }
         }
-        var node = kc.finalizeDigest()
 
         // Algorithm 6a, step 4: climb from the leaf to the root.
         var nodeNumber = (UInt32(1) << UInt32(type.height)) + q
-        var leaf = H()
-        leaf.update(key.identifier)
-        leaf.update(bigEndian32: nodeNumber)
-        leaf.update(bigEndian16: LMSDomain.leaf)
-        node.withBytes { leaf.update($0) }
-        node = leaf.finalizeDigest()
+        var node = LMSHash.leaf(H.self, identifier: key.identifier, node: nodeNumber, otsPublicKey: kc.finalizeDigest())
         var level = 0
         while nodeNumber > 1 {
             let sibling = UnsafeRawBufferPointer(rebasing: path[(level * 32)..<(level * 32 + 32)])
-            var parent = H()
-            parent.update(key.identifier)
-            parent.update(bigEndian32: nodeNumber / 2)
-            parent.update(bigEndian16: LMSDomain.intr)
-            if nodeNumber & 1 == 1 {
-                parent.update(sibling)
-                node.withBytes { parent.update($0) }
-            } else {
-                node.withBytes { parent.update($0) }
-                parent.update(sibling)
+            let current = node
+            node = current.withBytes { mine in
+                nodeNumber & 1 == 1
+                    ? LMSHash.interior(H.self, identifier: key.identifier, node: nodeNumber / 2, left: sibling, right: mine)
+                    : LMSHash.interior(H.self, identifier: key.identifier, node: nodeNumber / 2, left: mine, right: sibling)
             }
-            node = parent.finalizeDigest()
             nodeNumber /= 2
             level += 1
         }

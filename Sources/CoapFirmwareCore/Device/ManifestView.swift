@@ -368,7 +368,8 @@ public struct ManifestView {
         return nil
     }
 
-    /// 1-64 of letters, digits, '.', '_', '-', not "." or "..".
+    /// 1-64 of letters, digits, '.', '_', '-', not "." or ".." (the one
+    /// rule; `Manifest.isSafeName` calls it).
     public static func isSafeName(_ s: UnsafeRawBufferPointer) -> Bool {
         guard (1...64).contains(s.count) else { return false }
         if s.count <= 2 && s.allSatisfy({ $0 == 0x2e }) { return false }
@@ -427,7 +428,8 @@ extension Result where Success == CBORReader.Item {
 }
 
 extension FirmwareVersion {
-    /// Parses `A.B.C` from bytes with the same rules as `init?(_ text:)`.
+    /// Parses `A.B.C`: decimal parts without sign or leading zero, at most
+    /// 9 digits each (the one parser; `init?(_ text:)` calls it).
     public init?(bytes s: UnsafeRawBufferPointer) {
         var parts = InlineArray<3, UInt32>(repeating: 0)
         var part = 0, digits = 0, value: UInt32 = 0, leadingZero = false

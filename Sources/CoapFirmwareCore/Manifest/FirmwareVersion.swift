@@ -16,18 +16,8 @@ public struct FirmwareVersion: Sendable, Hashable, Comparable, CustomStringConve
 
     /// Parses `A.B.C`; nil for anything else.
     public init?(_ text: String) {
-        var parts: [UInt32] = []
-        for part in text.split(separator: ".", omittingEmptySubsequences: false) {
-            let utf8 = part.utf8
-            guard !utf8.isEmpty, utf8.count <= 9,
-                  utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
-                  utf8.count == 1 || utf8.first != 0x30,
-                  let value = UInt32(part)
-            else { return nil }
-            parts.append(value)
-        }
-        guard parts.count == 3 else { return nil }
-        self.init(major: parts[0], minor: parts[1], revision: parts[2])
+        guard let v = Array(text.utf8).withUnsafeBytes({ FirmwareVersion(bytes: $0) }) else { return nil }
+        self = v
     }
 
     public var description: String { "\(major).\(minor).\(revision)" }

@@ -65,20 +65,13 @@ public struct Manifest: Sendable, Equatable {
 
     /// The last path segment of a URI reference, without query or fragment.
     public static func lastSegment(of location: String) -> String {
-        var path = Substring(location)
-        if let cut = path.firstIndex(where: { $0 == "?" || $0 == "#" }) { path = path[..<cut] }
-        return String(path.split(separator: "/", omittingEmptySubsequences: false).last ?? "")
+        Array(location.utf8).withUnsafeBytes { String(decoding: ManifestView.lastSegment($0), as: UTF8.self) }
     }
 
     /// Names that are safe as one file name on any device file system:
     /// letters, digits, `.`, `_`, `-`; not `.` or `..`; 1 to 64 bytes.
     public static func isSafeName(_ name: String) -> Bool {
-        let utf8 = name.utf8
-        guard (1...64).contains(utf8.count), name != ".", name != ".." else { return false }
-        return utf8.allSatisfy { c in
-            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
-                || c == 0x2E || c == 0x5F || c == 0x2D
-        }
+        Array(name.utf8).withUnsafeBytes { ManifestView.isSafeName($0) }
     }
 }
 
