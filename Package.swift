@@ -1,6 +1,13 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+/// The three layers every tool may use: device rules, host model, C edges.
+let libraries: [Target.Dependency] = ["CoapFirmwareDevice", "CoapFirmwareCore", "CoapFirmware"]
+let executableDependencies: [Target.Dependency] = libraries + [
+    "CoapFirmwareCLI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+    .product(name: "Logging", package: "swift-log"),
+]
+
 let package = Package(
     name: "coap-fw",
     products: [
@@ -22,14 +29,18 @@ let package = Package(
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto",
                        providers: [.apt(["libssl-dev"])]),
 
-        // What a device must run, in pure Swift: no Foundation, no C.
-        .target(name: "CoapFirmwareCore"),
+        // What a device accepts, and the only copy of those rules: pure Swift,
+        // no Foundation, no C, no allocation (`make embedded` builds this folder).
+        .target(name: "CoapFirmwareDevice"),
+        // The host's model on top of the device rules: manifests, JSON, URIs,
+        // the update engine. Pure Swift, no C.
+        .target(name: "CoapFirmwareCore", dependencies: ["CoapFirmwareDevice"]),
 
         // The library: codecs over libcbor, crypto over OpenSSL, transport over libcoap.
         .target(
             name: "CoapFirmware",
             dependencies: [
-                "CoapFirmwareCore", "CCBOR", "CCrypto", "CCoap",
+                "CoapFirmwareDevice", "CoapFirmwareCore", "CCBOR", "CCrypto", "CCoap",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -38,24 +49,23 @@ let package = Package(
         .target(
             name: "CoapFirmwareCLI",
             dependencies: [
-                "CoapFirmware",
+                "CoapFirmware", "CoapFirmwareCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .executableTarget(name: "coap-fw-server", dependencies: ["CoapFirmwareCLI"]),
-        .executableTarget(name: "coap-fw-client", dependencies: ["CoapFirmwareCLI"]),
+        .executableTarget(name: "coap-fw-server", dependencies: executableDependencies),
+        .executableTarget(name: "coap-fw-client", dependencies: executableDependencies),
         // Fuzz targets (issue #5): libFuzzer with `make fuzz`, corpus replay in `make test`.
-        .executableTarget(name: "coap-fw-fuzz", dependencies: ["CoapFirmware"]),
+        .executableTarget(name: "coap-fw-fuzz", dependencies: libraries),
         // Verification speed table for docs/benchmarks.md (`make bench`).
-        .executableTarget(name: "coap-fw-bench", dependencies: ["CoapFirmware"]),
+        .executableTarget(name: "coap-fw-bench", dependencies: libraries),
 
-        .testTarget(name: "CoapFirmwareCoreTests", dependencies: ["CoapFirmwareCore"]),
-        .testTarget(
-            name: "CoapFirmwareTests",
-            dependencies: ["CoapFirmware"],
-            resources: []
-        ),
+        // Tests mirror Sources: one test target per library, sharing vectors and chunk feeders.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "CoapFirmwareDeviceTests", dependencies: ["CoapFirmwareDevice", "TestSupport"]),
+        .testTarget(name: "CoapFirmwareCoreTests", dependencies: ["CoapFirmwareDevice", "CoapFirmwareCore", "TestSupport"]),
+        .testTarget(name: "CoapFirmwareTests", dependencies: libraries + ["TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,23 +1,24 @@
-// The device-side entry points of CoapFirmwareCore for a bare-metal build
-// (`make embedded`): C-callable functions over the core, one static state,
-// no allocation. Compiled together with Sources/CoapFirmwareCore by
-// Embedded Swift; not part of the SwiftPM package.
+// The board glue of the bare-metal build (`make embedded`): C-callable
+// entry points over CoapFirmwareDevice, one static state, no allocation.
+// Compiled together with Sources/CoapFirmwareDevice by Embedded Swift;
+// not part of the SwiftPM package.
 
 /// Everything the device keeps between calls: the checked manifest (ranges
 /// into the caller's envelope buffer, which must stay put) and the digest
 /// state of the image being received.
 struct DeviceState {
-    var envelope: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)
+    var envelope = UnsafeRawBufferPointer(start: nil, count: 0)
     var view = ManifestView()
     var checked = false
     var image = 0
-    var digests: BlockDigestVerifier<SHA256>? = nil
+    var digests: BlockDigestVerifier<SoftwareDigests>? = nil
 }
 
 nonisolated(unsafe) var device = DeviceState()
 
 /// Checks a COSE_Sign1 manifest against an HSS-LMS trust anchor and the
-/// device's identity. Returns a `DeviceResult` code: 0 accepted, 1 up to
+/// device's identity (`installedTimestamp` Int64.min: nothing installed).
+/// Returns 0 when accepted (download it), else a `ResultCode`: 1 up to
 /// date, 2 bad signature, 3 bad manifest, 4 wrong device, 5 rollback,
 /// 6 too large.
 @_cdecl("coapfw_check_manifest")
@@ -31,20 +32,21 @@ public func coapfwCheckManifest(
 ) -> Int32 {
     let env = UnsafeRawBufferPointer(start: envelope, count: envelopeLength)
     let anchor = TrustAnchor(hss: UnsafeRawBufferPointer(start: trust, count: trustLength), engine: SHA256.self)
-    let identity = DeviceIdentity(
+    let installed = installedTimestamp == .min ? nil : InstalledRelease(
+        version: FirmwareVersion(major: installedMajor, minor: installedMinor, revision: installedRevision),
+        timestamp: installedTimestamp)
+    let policy = DevicePolicy(
         manufacturer: UnsafeRawBufferPointer(start: manufacturer, count: manufacturerLength),
         model: UnsafeRawBufferPointer(start: model, count: modelLength),
-        installedVersion: installedTimestamp == .min ? nil
-            : FirmwareVersion(major: installedMajor, minor: installedMinor, revision: installedRevision),
-        installedTimestamp: installedTimestamp, slotSize: slotSize)
+        installed: installed, slotSize: slotSize)
     device = DeviceState()
     let result = DeviceVerifier.check(SHA256.self, classic: HashBasedOnly(), envelope: env, trust: anchor,
-                                      device: identity, view: &device.view)
-    if result == .accepted {
+                                      policy: policy, view: &device.view)
+    if result == nil {
         device.envelope = env
         device.checked = true
     }
-    return Int32(result.rawValue)
+    return Int32(result?.rawValue ?? 0)
 }
 
 /// Number of images in the accepted manifest, and the size of one.
@@ -62,7 +64,7 @@ public func coapfwImageSize(_ index: Int32) -> UInt64 {
 public func coapfwImageBegin(_ index: Int32) -> Int32 {
     guard device.checked, index >= 0, Int(index) < device.view.imageCount else { return -1 }
     device.image = Int(index)
-    device.digests = BlockDigestVerifier<SHA256>(image: device.view.images[Int(index)])
+    device.digests = BlockDigestVerifier(image: device.view.images[Int(index)])
     return 0
 }
 
@@ -79,10 +81,10 @@ public func coapfwImageBlock(_ offset: UInt64, _ block: UnsafePointer<UInt8>, _ 
 /// mismatch) otherwise.
 @_cdecl("coapfw_image_finish")
 public func coapfwImageFinish() -> Int32 {
-    guard var digests = device.digests else { return Int32(DeviceResult.digestMismatch.rawValue) }
+    guard let digests = device.digests else { return Int32(ResultCode.digestMismatch.rawValue) }
     device.digests = nil
-    let ok = digests.finish(image: device.view.images[device.image], manifest: device.envelope)
-    return ok ? 0 : Int32(DeviceResult.digestMismatch.rawValue)
+    let outcome = digests.finish(image: device.view.images[device.image], manifest: device.envelope)
+    return outcome == .match ? 0 : Int32(ResultCode.digestMismatch.rawValue)
 }
 
 /// The size of the device state in bytes (for the RAM budget).

@@ -34,7 +34,7 @@ for f in sorted(VECTORS.iterdir()):
             msg = cbor2.loads(data)
             value = msg.value if hasattr(msg, "value") else msg
             if isinstance(value, list) and len(value) == 4 and isinstance(value[2], bytes):
-                put("manifest-cbor", value[2])
+                put("manifest-view", value[2])
         else:
             jws = json.loads(data)
             put("manifest-json", b64(jws["payload"]))

@@ -1,7 +1,8 @@
 #!/bin/sh
-# `make embedded`: builds CoapFirmwareCore with Embedded Swift for a
-# Cortex-M4 (armv7em-none-none-eabi, -Osize, whole module), prints its
-# size, then links it into a bare-metal image for qemu's mps2-an386 board
+# `make embedded`: compiles Sources/CoapFirmwareDevice (the whole folder,
+# the device's one rule set) and the board glue Embedded/Device.swift with
+# Embedded Swift for a Cortex-M4 (armv7em-none-none-eabi, -Osize, whole
+# module), links them into a bare-metal image for qemu's mps2-an386 board
 # that verifies a real HSS-LMS-signed manifest and image, and runs it.
 # usage: scripts/embedded.sh BIN_DIR OUT_DIR   (BIN_DIR holds coap-fw-server)
 set -eu
@@ -13,22 +14,10 @@ CPU="-mcpu=cortex-m4 -mthumb -mfloat-abi=soft"
 NEWLIB=/usr/lib/arm-none-eabi/newlib/thumb/v7e-m/nofp
 
 EMBEDDED="-enable-experimental-feature Embedded -target armv7em-none-none-eabi -Osize -wmo -parse-as-library
-    -module-name CoapFirmwareCore -Xfrontend -function-sections -Xcc -mfloat-abi=soft"
-CORE="$ROOT/Sources/CoapFirmwareCore"
+    -module-name CoapFirmwareDevice -Xfrontend -function-sections -Xcc -mfloat-abi=soft"
 
-echo "== Embedded Swift, the whole CoapFirmwareCore module -> $OUT/core-all.o"
-swiftc $EMBEDDED $(find "$CORE" -name '*.swift' | sort) -c -o "$OUT/core-all.o"
-echo "-- every public function of the module, as compiled (before dead-code removal):"
-arm-none-eabi-size "$OUT/core-all.o"
-
-# What a device links: the CBOR reader, SHA-2, HSS/LMS, the envelope,
-# manifest and block verifiers, and the manifest types they use (the JSON
-# parser, URI resolver and update engine of the Linux client stay out).
-DEVICE_FILES="$CORE/CBOR/CBORReader.swift $CORE/Crypto/SHA2.swift $CORE/Crypto/HSSLMS.swift
-    $CORE/Crypto/ConstantTime.swift $CORE/Device/COSESign1View.swift $CORE/Device/ManifestView.swift
-    $CORE/Device/DeviceVerifier.swift $CORE/Manifest/Manifest.swift $CORE/Manifest/FirmwareVersion.swift"
-echo "== Embedded Swift, the device's part of the core + Embedded/Device.swift -> $OUT/core.o"
-swiftc $EMBEDDED $DEVICE_FILES "$ROOT/Embedded/Device.swift" -c -o "$OUT/core.o"
+echo "== Embedded Swift: Sources/CoapFirmwareDevice + Embedded/Device.swift -> $OUT/core.o"
+swiftc $EMBEDDED $(find "$ROOT/Sources/CoapFirmwareDevice" -name '*.swift' | sort) "$ROOT/Embedded/Device.swift" -c -o "$OUT/core.o"
 arm-none-eabi-size "$OUT/core.o"
 
 echo "== bare-metal image for qemu mps2-an386 (Cortex-M4)"

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export SWIFT_BACKTRACE=enable=no  # the Swift backtracer trips ASan; libFuzzer prints its own
 SECONDS_EACH=${FUZZ_SECONDS:-60}
-TARGETS=${*:-manifest-cbor manifest-json envelope parsers blocks}
+TARGETS=${*:-manifest-view manifest-json envelope parsers blocks}
 swift build --scratch-path .build-fuzz -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING \
     -Xswiftc -use-ld=lld --product coap-fw-fuzz
 FUZZ=.build-fuzz/release/coap-fw-fuzz

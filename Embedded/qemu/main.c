@@ -56,11 +56,16 @@ static int32_t feed_image(const uint8_t *image, size_t size, size_t flip_at) {
     return coapfw_image_finish();
 }
 
-static int32_t check(const uint8_t *manifest, size_t length) {
+/* The device: FIXTURE_MODEL running 1.0.0 of 2023-11-14, a 1 MiB slot. */
+static int32_t check_as(const uint8_t *manifest, size_t length, const char *model, uint32_t major,
+                        uint32_t minor, int64_t timestamp, uint64_t slot) {
     return coapfw_check_manifest(manifest, length, trust_hss, sizeof trust_hss,
                                  (const uint8_t *)FIXTURE_MANUFACTURER, strlen(FIXTURE_MANUFACTURER),
-                                 (const uint8_t *)FIXTURE_MODEL, strlen(FIXTURE_MODEL),
-                                 1, 0, 0, 1700000000, 1 << 20);
+                                 (const uint8_t *)model, strlen(model), major, minor, 0, timestamp, slot);
+}
+
+static int32_t check(const uint8_t *manifest, size_t length) {
+    return check_as(manifest, length, FIXTURE_MODEL, 1, 0, 1700000000, 1 << 20);
 }
 
 int main(void) {
@@ -88,8 +93,19 @@ int main(void) {
     int32_t forged = check(tampered, sizeof tampered);
     printf("manifest with one flipped signature byte: result %d (2 = bad signature)\n", (int)forged);
 
+    /* The release is 1.1.0: the policy's other outcomes, in the draft's order. */
+    int32_t same = check_as(manifest_cbor, sizeof manifest_cbor, FIXTURE_MODEL, 1, 1, 1700000000, 1 << 20);
+    int32_t other = check_as(manifest_cbor, sizeof manifest_cbor, "other-board", 1, 0, 1700000000, 1 << 20);
+    int32_t older = check_as(manifest_cbor, sizeof manifest_cbor, FIXTURE_MODEL, 2, 0, 1700000000, 1 << 20);
+    int32_t small = check_as(manifest_cbor, sizeof manifest_cbor, FIXTURE_MODEL, 1, 0, 1700000000, 1000);
+    int32_t cut = check(manifest_cbor, sizeof manifest_cbor - 1);
+    printf("installed 1.1.0: %d (1 = up to date); other model: %d (4 = wrong device); installed 2.0.0: %d (5 = rollback); "
+           "1000-byte slot: %d (6 = too large); truncated: %d (3 = bad manifest)\n",
+           (int)same, (int)other, (int)older, (int)small, (int)cut);
+
     printf("heap allocations by the core: %u\n", coapfw_heap_allocations);
-    int ok = result == 0 && image == 0 && flipped == 7 && forged == 2 && coapfw_heap_allocations == 0;
+    int ok = result == 0 && image == 0 && flipped == 7 && forged == 2 && same == 1 && other == 4 && older == 5
+             && small == 6 && cut == 3 && coapfw_heap_allocations == 0;
     printf("%s\n", ok ? "DEVICE-CORE-OK" : "DEVICE-CORE-FAILED");
     return ok ? 0 : 1;
 }

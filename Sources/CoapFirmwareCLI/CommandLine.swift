@@ -1,7 +1,7 @@
-@_exported import ArgumentParser
-@_exported import CoapFirmware
-@_exported import CoapFirmwareCore
-@_exported import Logging
+import ArgumentParser
+import CoapFirmware
+import CoapFirmwareCore
+import Logging
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -12,10 +12,7 @@ public struct CommandFailure: Error, CustomStringConvertible {
     public var status: Int32
     public var message: String
 
-    public init(status: Int32, _ message: String) {
-        self.status = status
-        self.message = message
-    }
+    public init(status: Int32, _ message: String) { (self.status, self.message) = (status, message) }
 
     /// A usage error: the command line asks for something unusable.
     public static func usage(_ message: String) -> CommandFailure { CommandFailure(status: 2, message) }
@@ -59,20 +56,28 @@ private func invocationName() -> String {
     FileSystem.baseName(of: CommandLine.arguments.first ?? "coap-fw")
 }
 
-/// `-v` flags shared by every command: warnings by default, `-v` info, `-vv` debug, `-vvv` trace.
+/// `-v` flags shared by every command: `-v` info, `-vv` debug, `-vvv` trace.
 public struct VerbosityOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "More log output on stderr (repeat for more: -vv, -vvv).")
     public var verbose: Int
 
     public init() {}
 
-    public func bootstrap() {
-        let level: Logger.Level = [.warning, .info, .debug, .trace][min(verbose, 3)]
+    /// The level for this many `-v`, starting from `quiet` (what a command
+    /// shows with none: warnings for the client, notices for the server).
+    public func level(quiet: Logger.Level = .warning) -> Logger.Level {
+        [quiet, .info, .debug, .trace][min(verbose, 3)]
+    }
+
+    /// Sends logs to stderr at this verbosity and returns the command's logger.
+    public func logger(_ label: String, quiet: Logger.Level = .warning) -> Logger {
+        let level = level(quiet: quiet)
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
         }
+        return Logger(label: label)
     }
 }
 
@@ -99,7 +104,16 @@ public func loadTrustedKeys(_ paths: [String]) throws -> [PublicKey] {
     }
 }
 
-/// Minimal JSON output for `--json` modes.
-public func jsonText(_ value: JSONValue) -> String {
-    String(decoding: JSONWriter.write(value), as: UTF8.self)
+/// Reads `--psk-file`: its keys, or a usage error naming the file and line.
+public func readPSKFile(_ path: String) throws -> [PSK] {
+    do {
+        return try PSK.parseFile(try readArgumentFile(path, option: "--psk-file"), path: path)
+    } catch let error as PSKFileError {
+        throw CommandFailure.usage("--psk-file \(error.message)")
+    }
+}
+
+/// One JSON object on stdout, for `--json` modes.
+public func printJSON(_ value: JSONValue) {
+    print(String(decoding: JSONWriter.write(value), as: UTF8.self))
 }

@@ -5,6 +5,7 @@
 import Foundation
 import CoapFirmware
 import CoapFirmwareCore
+import CoapFirmwareDevice
 
 struct Vector: Decodable { var `public`: String; var message: String; var signature: String }
 

@@ -1,12 +1,13 @@
 import CoapFirmware
 import CoapFirmwareCore
+import CoapFirmwareDevice
 
 /// The fuzz targets (issue #5): each takes arbitrary bytes and must neither
 /// crash nor break an invariant, whatever the bytes. libFuzzer drives them
 /// in `make fuzz` (built with -sanitize=fuzzer,address); `replay` runs the
 /// kept corpora and crash reproducers as regression tests in `make test`.
 enum FuzzTarget: String, CaseIterable {
-    case manifestCBOR = "manifest-cbor"
+    case manifestView = "manifest-view"
     case manifestJSON = "manifest-json"
     case envelope
     case parsers
@@ -15,7 +16,7 @@ enum FuzzTarget: String, CaseIterable {
     func run(_ data: UnsafeRawBufferPointer) {
         let bytes = Array(data)
         switch self {
-        case .manifestCBOR: fuzzManifestCBOR(bytes)
+        case .manifestView: fuzzManifestView(bytes)
         case .manifestJSON: fuzzManifestJSON(bytes)
         case .envelope: fuzzEnvelope(bytes)
         case .parsers: fuzzParsers(bytes)
@@ -24,23 +25,34 @@ enum FuzzTarget: String, CaseIterable {
     }
 }
 
-/// libcbor decoding, then the manifest reader; what decodes must re-encode
-/// to something that decodes to the same value.
-func fuzzManifestCBOR(_ bytes: [UInt8]) {
-    guard let value = try? CBORCodec.decode(bytes) else { return }
-    // Compared as bytes: encoding is deterministic, and NaN != NaN as a value.
-    let again = CBORCodec.encode(value)
-    guard let back = try? CBORCodec.decode(again), CBORCodec.encode(back) == again else {
-        fatalError("CBOR re-encoding is not stable")
+/// The one rule set on arbitrary payloads: the view never reads outside
+/// the payload; what it accepts becomes a `Manifest` that libcbor's
+/// encoding and the JSON spelling both carry back to the same manifest.
+func fuzzManifestView(_ bytes: [UInt8]) {
+    let accepted: ManifestView? = bytes.withUnsafeBytes { raw in
+        guard case .success(let view) = ManifestView.read(raw) else { return nil }
+        let inside = { (r: Range<Int>) in r.lowerBound >= 0 && r.upperBound <= raw.count }
+        guard view.imageCount >= 1, view.imageCount <= ManifestView.maxImages, inside(view.manufacturer), inside(view.model)
+        else { fatalError("view out of bounds") }
+        for i in 0..<view.imageCount {
+            let image = view.images[i]
+            guard inside(image.location), image.name.map(inside) ?? true, image.digestCount >= 1 else { fatalError("image out of bounds") }
+            for d in 0..<image.digestCount where !inside(image.digests[d].value) || image.digests[d].value.count != image.digests[d].algorithm.digestLength {
+                fatalError("digest out of bounds")
+            }
+        }
+        return view
     }
-    if let manifest = try? Manifest(cbor: value) {
-        guard (try? Manifest(cbor: manifest.cborValue)) == manifest else { fatalError("manifest CBOR round trip failed") }
-    }
+    let manifest = try? Manifest(cborPayload: bytes)
+    guard (accepted == nil) == (manifest == nil) else { fatalError("the view and Manifest(cborPayload:) disagree") }
+    guard let manifest else { return }
+    guard (try? Manifest(cborPayload: CBOREncoder.encode(manifest.cborValue))) == manifest else { fatalError("manifest CBOR round trip failed") }
+    guard (try? Manifest(jsonPayload: JSONWriter.write(manifest.jsonValue))) == manifest else { fatalError("manifest JSON round trip failed") }
 }
 
 func fuzzManifestJSON(_ bytes: [UInt8]) {
-    guard let manifest = try? Manifest(jsonBytes: bytes) else { return }
-    guard (try? Manifest(jsonBytes: JSONWriter.write(manifest.jsonValue))) == manifest else {
+    guard let manifest = try? Manifest(jsonPayload: bytes) else { return }
+    guard (try? Manifest(jsonPayload: JSONWriter.write(manifest.jsonValue))) == manifest else {
         fatalError("manifest JSON round trip failed")
     }
 }
@@ -109,16 +121,16 @@ func fuzzBlocks(_ bytes: [UInt8]) {
         Component(name: "a", location: "a", size: size, digests: [ImageDigest(algorithm: .sha256, value: [UInt8](repeating: 0, count: 32))]),
         Component(name: "b", location: "b", size: UInt64(bytes[3]), digests: [ImageDigest(algorithm: .sha256, value: [UInt8](repeating: 0, count: 32))]),
     ]
-    var engine = UpdateEngine(policy: DevicePolicy(manufacturer: "m", model: "x"), szx: szx)
+    var engine = UpdateEngine(device: DeviceProfile(manufacturer: "m", model: "x"), szx: szx)
     _ = engine.start()
-    _ = engine.manifestVerified(manifest)
+    _ = engine.manifestVerified(VerifiedManifest(manifest: manifest, format: .cbor, envelope: [], signerKid: [], algorithm: .es256))
     var stored: [UInt64] = [0, 0]
     var i = 4
     while i + 8 <= bytes.count {
         let b = Array(bytes[i..<i + 8])
         i += 8
         let block = BlockReceiver.Block(
-            number: UInt32(b[0]) | UInt32(b[1] & 0x0F) << 8, more: b[2] & 1 == 1, szx: b[2] >> 1 & 7 == 7 ? 6 : b[2] >> 1 & 7,
+            block2: Block2(number: UInt32(b[0]) | UInt32(b[1] & 0x0F) << 8, more: b[2] & 1 == 1, szx: b[2] >> 1 & 7 == 7 ? 6 : b[2] >> 1 & 7),
             etag: ETag([b[3] & 3]), size2: b[4] & 0x80 != 0 ? UInt64(b[5]) : nil,
             payloadCount: Int(UInt16(b[6]) << 8 | UInt16(b[7])) % 1025)
         if case .downloading(let c, _, _) = engine.state {

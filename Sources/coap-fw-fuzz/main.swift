@@ -5,7 +5,7 @@ import Glibc
 // coap-fw-fuzz TARGET [libFuzzer options] CORPUS...   (fuzzing build: -D FUZZING, -sanitize=fuzzer)
 // coap-fw-fuzz replay TARGET FILE-OR-FOLDER...          (any build: runs inputs once, for regressions)
 
-nonisolated(unsafe) var selectedTarget = FuzzTarget.manifestCBOR
+nonisolated(unsafe) var selectedTarget = FuzzTarget.manifestView
 
 func printError(_ text: String) {
     _ = text.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }

@@ -447,15 +447,17 @@ def test_eight_levels_across_tree_boundaries(run, tmp_path, image):
 
 
 def test_oversized_json_envelope_refused(run, tmp_path):
-    """With 8-level signatures a manifest with many components no longer fits
+    """With 8-level signatures a manifest with as many components as a
+    device reads (4), long names and three digests each no longer fits
     16 KiB as JWS: publish refuses and writes no manifest."""
     keys = tmp_path / "keys"
     hss_keygen(run, keys, 8, 5, 8)
     args = []
-    for i in range(8):
-        part = tmp_path / f"part-with-a-rather-long-component-name-{i}.bin"
+    for i in range(4):
+        part = tmp_path / (f"part-{i}-with-a-rather-long-file-name".ljust(60, "x") + ".bin")
         part.write_bytes(os.urandom(100))
-        args += ["--component", f"component-with-a-long-name-number-{i}={part}"]
+        args += ["--component", f"component-{i}-with-a-long-name".ljust(64, "x") + f"={part}"]
+    args += ["--digest", "sha256", "--digest", "sha384", "--digest", "sha512"]
     repo = tmp_path / "repo"
     proc = run(SERVER, "publish", "--repo", repo, "--key", keys / "private.hss", "--manufacturer",
                MANUFACTURER, "--model", "m-big", "--version", "1.0.0", *args)

@@ -1,4 +1,5 @@
 import CoapFirmwareCore
+import CoapFirmwareDevice
 
 /// A COSE_Sign1 message (RFC 9052 §4.2), as SPEC §3 profiles it: tag 18,
 /// protected header `{1: alg}`, unprotected `{4: kid}`, attached payload.
@@ -63,21 +64,12 @@ struct COSESign1 {
     static func sign(payload: [UInt8], key: PrivateKey) throws(KeyError) -> [UInt8] {
         let kid = key.publicKey.kid
         var message = COSESign1(
-            protectedBytes: CBORCodec.encode(.map([CBORMapEntry(.int(1), .int(key.algorithm.coseID))])),
+            protectedBytes: CBOREncoder.encode(.map([CBORMapEntry(.int(1), .int(key.algorithm.coseID))])),
             algorithm: key.algorithm, kid: kid, payload: payload)
         message.signature = try key.sign(message.toBeSigned)
-        return CBORCodec.encode(.tagged(tag, .array([
+        return CBOREncoder.encode(.tagged(tag, .array([
             .bytes(message.protectedBytes), .map([CBORMapEntry(.int(4), .bytes(kid))]),
             .bytes(payload), .bytes(message.signature),
         ])))
-    }
-}
-
-/// Short renderings of CBOR values for messages.
-enum ManifestDecoderDescribe {
-    static func cbor(_ value: CBORValue) -> String {
-        if let n = value.int64 { return String(n) }
-        if case .text(let s) = value { return "\"\(s)\"" }
-        return "(\(value.typeName))"
     }
 }

@@ -3,6 +3,7 @@ import Glibc
 #endif
 internal import CCrypto
 import CoapFirmwareCore
+import CoapFirmwareDevice
 
 /// HSS/LMS signing (RFC 8554) with a stateful, file-backed private key.
 ///
@@ -311,4 +312,50 @@ func readBigEndian32(_ b: [UInt8], _ at: Int) -> UInt32 {
 }
 func readBigEndian64(_ b: [UInt8], _ at: Int) -> UInt64 {
     (UInt64(readBigEndian32(b, at)) << 32) | UInt64(readBigEndian32(b, at + 4))
+}
+
+extension HSS {
+    /// The signature length for a key with these per-level parameters.
+    public static func signatureLength(levels: [(LMSType, LMOTSType)]) -> Int {
+        var total = 4
+        for (i, (type, ots)) in levels.enumerated() {
+            total += type.signatureLength(ots)
+            if i + 1 < levels.count { total += LMSPublicKeyView.length }
+        }
+        return total
+    }
+}
+
+/// A key shape `keygen` refuses, naming the option at fault.
+public struct HSSParameterError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
+
+extension HSSPrivateKey {
+    /// The parameters of a new key (`keygen --levels --height --w`, default
+    /// one level of H10/W4), checked: a signature must leave room for the
+    /// payload in a manifest of `Manifest.maxEncodedSize` even as a JWS
+    /// (base64url: 4/3 of it), and signing must finish here in minutes.
+    public static func parameters(levels: Int?, height: Int?, w: Int?) throws(HSSParameterError) -> [(LMSType, LMOTSType)] {
+        let count = levels ?? 1
+        guard (1...HSS.maxLevels).contains(count) else {
+            throw HSSParameterError(message: "--levels \(count): expected 1 to \(HSS.maxLevels)")
+        }
+        let h = height ?? 10
+        guard let type = LMSType(height: h), h <= maxGeneratedHeight else {
+            throw HSSParameterError(message: "--height \(h): expected 5, 10 or 15 (signing rebuilds a level's tree: H15 takes a minute here, H20 half an hour; use more levels for more signatures)")
+        }
+        let winternitz = w ?? 4
+        guard let ots = LMOTSType(w: winternitz) else {
+            throw HSSParameterError(message: "--w \(winternitz): expected 1, 2, 4 or 8")
+        }
+        let parameters = Array(repeating: (type, ots), count: count)
+        let signatureBytes = HSS.signatureLength(levels: parameters)
+        let budget = (Manifest.maxEncodedSize - 2048) * 3 / 4
+        guard signatureBytes <= budget else {
+            throw HSSParameterError(message: "--levels \(count) --height \(h) --w \(winternitz): signatures of \(signatureBytes) bytes would not fit the \(Manifest.maxEncodedSize)-byte manifest limit (at most \(budget)); use a larger --w or fewer levels")
+        }
+        return parameters
+    }
 }

@@ -1,37 +1,10 @@
-import CoapFirmwareCore
+import CoapFirmwareDevice
 
-/// A signature algorithm for manifests (SPEC §3), with its COSE and JOSE names.
-public enum SignatureAlgorithm: String, Sendable, CaseIterable {
-    /// ECDSA P-256 with SHA-256, signature raw r‖s (RFC 9053 §2.1, RFC 7518 §3.4).
-    case es256 = "ES256"
-    /// EdDSA with Ed25519 (RFC 9053 §2.2, RFC 8037).
-    case eddsa = "EdDSA"
-    /// HSS/LMS hash-based signatures (RFC 8554, COSE -46 by RFC 8778). JOSE
-    /// has no registered name; we write and read "HSS-LMS".
-    case hssLms = "HSS-LMS"
-
-    /// The identifier written when signing.
-    public var coseID: Int64 {
-        switch self {
-        case .es256: return -7
-        case .eddsa: return -8
-        case .hssLms: return HSS.coseAlgorithm
-        }
-    }
-
-    /// The JWS `alg` written when signing.
-    public var joseName: String { rawValue }
-
-    /// Reads a COSE `alg`, accepting the fully specified ids of RFC 9864
-    /// (ESP256 -9, Ed25519 -19) as the same algorithms.
-    public init?(coseID: Int64) {
-        switch coseID {
-        case -7, -9: self = .es256
-        case -8, -19: self = .eddsa
-        case HSS.coseAlgorithm: self = .hssLms
-        default: return nil
-        }
-    }
+/// The JOSE and command-line spellings of the device's signature algorithms (SPEC §3).
+extension SignatureAlgorithm: CustomStringConvertible {
+    /// The JWS `alg` written when signing, and the name users see.
+    public var joseName: String { "\(name)" }
+    public var description: String { joseName }
 
     /// Reads a JWS `alg`, accepting "ESP256" and "Ed25519" (RFC 9864).
     public init?(joseName: String) {

@@ -1,4 +1,5 @@
 import CoapFirmwareCore
+import CoapFirmwareDevice
 
 /// A JWS in the flattened JSON serialization (RFC 7515 §7.2.2), as SPEC §3
 /// profiles it: protected header `{"alg", "kid"}`, base64url payload.

@@ -1,4 +1,5 @@
 import CoapFirmwareCore
+import CoapFirmwareDevice
 
 /// Checks a signed manifest (COSE_Sign1 or JWS) against trusted keys, then
 /// reads its payload: the one place a `VerifiedManifest` comes from.
@@ -26,13 +27,7 @@ public struct ManifestVerifier: Sendable {
             guard key.verify(signature: message.signature, message: message.toBeSigned, algorithm: algorithm) else {
                 throw .badSignature(field: nil, reason: "COSE_Sign1 signature does not verify with key \(Hex.encode(key.kid))")
             }
-            let payload: CBORValue
-            do {
-                payload = try CBORCodec.decode(message.payload)
-            } catch {
-                throw .badManifest(field: "manifest", reason: "payload: \(error.description)")
-            }
-            return VerifiedManifest(manifest: try Manifest(cbor: payload), format: .cbor, envelope: envelope,
+            return VerifiedManifest(manifest: try Manifest(cborPayload: message.payload), format: .cbor, envelope: envelope,
                                     signerKid: key.kid, algorithm: algorithm)
         case .json:
             let message = try JWSFlattened(decoding: envelope)
@@ -40,7 +35,7 @@ public struct ManifestVerifier: Sendable {
             guard key.verify(signature: message.signature, message: message.signingInput, algorithm: algorithm) else {
                 throw .badSignature(field: nil, reason: "JWS signature does not verify with key \(Hex.encode(key.kid))")
             }
-            return VerifiedManifest(manifest: try Manifest(jsonBytes: message.payload), format: .json, envelope: envelope,
+            return VerifiedManifest(manifest: try Manifest(jsonPayload: message.payload), format: .json, envelope: envelope,
                                     signerKid: key.kid, algorithm: algorithm)
         }
     }
@@ -53,25 +48,8 @@ public struct ManifestVerifier: Sendable {
             throw .badSignature(field: nil, reason: "signed by key \(Hex.encode(kid ?? [])), which is not trusted (trusted: \(trustedKeys.map { Hex.encode($0.kid) }.joined(separator: ", ")))")
         }
         guard let key = candidates.first(where: { $0.algorithm == algorithm }) else {
-            throw .badSignature(field: nil, reason: "algorithm \(algorithm.rawValue) does not match the trusted key (\(candidates[0].algorithm.rawValue))")
+            throw .badSignature(field: nil, reason: "algorithm \(algorithm) does not match the trusted key (\(candidates[0].algorithm))")
         }
         return (key, algorithm)
-    }
-}
-
-/// Signs manifests in both formats with one private key.
-public struct ManifestSigner {
-    public let key: PrivateKey
-
-    public init(key: PrivateKey) { self.key = key }
-
-    /// A tagged COSE_Sign1 over the deterministic CBOR payload (SPEC §3).
-    public func signCOSE(_ manifest: Manifest) throws(KeyError) -> [UInt8] {
-        try COSESign1.sign(payload: CBORCodec.encode(manifest.cborValue), key: key)
-    }
-
-    /// A flattened JWS over the JSON payload (SPEC §3).
-    public func signJWS(_ manifest: Manifest) throws(KeyError) -> [UInt8] {
-        try JWSFlattened.sign(payload: JSONWriter.write(manifest.jsonValue), key: key)
     }
 }

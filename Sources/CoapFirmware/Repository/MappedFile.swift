@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CoapFirmwareCore
+import CoapFirmwareDevice
 
 /// A read-only memory mapping of a whole file, shared by every transfer of it.
 ///
@@ -36,9 +37,9 @@ final class MappedFile {
         } else {
             base = nil
         }
-        let hasher = DigestHasher(.sha256)
-        hasher.update(bufferPointer: UnsafeRawBufferPointer(start: base, count: count))
-        sha256 = hasher.finalize()
+        var hasher = DigestSet<OpenSSLDigests>(.sha256)
+        hasher.update(UnsafeRawBufferPointer(start: base, count: count))
+        sha256 = hasher.digest(.sha256)
         let tag = sha256.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         etag = tag == 0 ? 1 : tag
     }

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CoapFirmwareCore
+import CoapFirmwareDevice
 
 /// Why a release could not be published.
 public enum PublishError: Error, Sendable, CustomStringConvertible {
@@ -27,9 +28,15 @@ public struct ReleaseImage: Sendable {
     public var name: String
     public var path: String
 
-    public init(name: String, path: String) {
-        self.name = name
-        self.path = path
+    public init(name: String, path: String) { (self.name, self.path) = (name, path) }
+
+    /// A single image (`--image FILE`): named after the file.
+    public init(file path: String) { self.init(name: Manifest.lastSegment(of: path), path: path) }
+
+    /// A component of a split release (`--component NAME=FILE`); nil unless both halves are there.
+    public init?(component spec: String) {
+        guard let eq = spec.firstIndex(of: "="), eq != spec.startIndex, spec.index(after: eq) != spec.endIndex else { return nil }
+        self.init(name: String(spec[..<eq]), path: String(spec[spec.index(after: eq)...]))
     }
 }
 
@@ -88,6 +95,14 @@ public struct ReleasePublisher {
             throw .invalidArgument(option: "--model", reason: "\"\(options.model)\" must be 1-64 letters, digits, '.', '_' or '-'")
         }
         guard !options.images.isEmpty else { throw .invalidArgument(option: "--image", reason: "no image given") }
+        guard options.images.count <= ManifestView.maxImages else {
+            throw .invalidArgument(option: "--component", reason: "\(options.images.count) components; a device reads at most \(ManifestView.maxImages)")
+        }
+        // A stateful key with too few leaves is refused before any work; its
+        // two leaves (COSE and JWS) are reserved under the lock further down.
+        if let hss = signer.key.hss, hss.remaining < 2 {
+            throw .key(.exhausted(path: hss.path, capacity: hss.capacity, remaining: hss.remaining))
+        }
         guard !options.digests.isEmpty else { throw .invalidArgument(option: "--digest", reason: "no digest algorithm given") }
 
         // Describe each image: its file name in the version folder, size and digests.
@@ -108,11 +123,11 @@ public struct ReleasePublisher {
             guard !components.contains(where: { $0.name == image.name }) else {
                 throw .invalidArgument(option: option, reason: "component \"\(image.name)\" given twice")
             }
-            let hashers = options.digests.map { DigestHasher($0) }
+            var hashers = DigestSet<OpenSSLDigests>(DigestAlgorithms(options.digests.map { DigestAlgorithms($0) }))
             var size: UInt64 = 0
             do {
                 try FileSystem.forEachChunk(image.path) { chunk in
-                    for hasher in hashers { hasher.update(bufferPointer: chunk) }
+                    hashers.update(chunk)
                     size += UInt64(chunk.count)
                 }
             } catch {
@@ -121,7 +136,7 @@ public struct ReleasePublisher {
             }
             components.append(Component(
                 name: image.name, location: "\(options.version)/\(fileName)", size: size,
-                digests: zip(options.digests, hashers).map { ImageDigest(algorithm: $0, value: $1.finalize()) }))
+                digests: options.digests.map { ImageDigest(algorithm: $0, value: hashers.digest($0)) }))
         }
 
         var manifest = Manifest(timestamp: options.timestamp, manufacturer: options.manufacturer,

@@ -1,4 +1,5 @@
 import CoapFirmwareCore
+import CoapFirmwareDevice
 
 /// Where a release lives in a repository folder (SPEC §4):
 ///

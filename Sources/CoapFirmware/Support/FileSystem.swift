@@ -50,6 +50,20 @@ public enum FileSystem {
         return out
     }
 
+    /// The names in a folder (without "." and ".."), sorted; empty if it cannot be read.
+    public static func entries(of path: String) -> [String] { readEntries(path) ?? [] }
+
+    private static func readEntries(_ path: String) -> [String]? {
+        guard let dir = opendir(path) else { return nil }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
     /// Calls `body` with each chunk of a file, in order, without holding the file.
     public static func forEachChunk(_ path: String, chunkSize: Int = 64 * 1024,
                                     _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
@@ -144,15 +158,7 @@ public enum FileSystem {
         var info = stat()
         guard lstat(path, &info) == 0 else { return }
         if (info.st_mode & S_IFMT) == S_IFDIR {
-            guard let dir = opendir(path) else { throw .errno(path, "cannot open directory") }
-            var names: [String] = []
-            while let entry = readdir(dir) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                    String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-                }
-                if name != "." && name != ".." { names.append(name) }
-            }
-            closedir(dir)
+            guard let names = readEntries(path) else { throw .errno(path, "cannot open directory") }
             for name in names { try removeTree("\(path)/\(name)") }
             guard rmdir(path) == 0 else { throw .errno(path, "cannot remove directory") }
         } else {

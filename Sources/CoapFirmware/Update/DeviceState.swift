@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CoapFirmwareCore
+import CoapFirmwareDevice
 
 /// The state folder of a device (SPEC §6):
 ///
@@ -172,14 +173,9 @@ public final class DeviceState {
     /// releases no longer installed); the installed one is never touched.
     public func cleanUp() {
         let current = currentReleaseName()
-        guard let dir = opendir("\(root)/releases") else { return }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != "." && name != ".." && name != current { names.append(name) }
+        for name in FileSystem.entries(of: "\(root)/releases") where name != current {
+            try? FileSystem.removeTree("\(root)/releases/\(name)")
         }
-        closedir(dir)
-        for name in names { try? FileSystem.removeTree("\(root)/releases/\(name)") }
         unlink("\(root)/.installed.tmp")
     }
 

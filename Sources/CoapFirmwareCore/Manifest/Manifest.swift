@@ -1,11 +1,14 @@
-/// The firmware manifest (SPEC §2): what a release is, for which device, and
-/// the digests its images must match. Format-neutral: `Manifest+CBOR` and
-/// `Manifest+JSON` read and write the two wire forms.
+import CoapFirmwareDevice
+
+/// The firmware manifest (SPEC §2) as the host holds it: what a release is,
+/// for which device, and the digests its images must match. It is read
+/// only through the device's rules (`ManifestView`, see Manifest+Reading),
+/// in either wire form, and written by Manifest+Writing.
 ///
 /// A `Manifest` is only data. Nothing acts on one before its signature holds:
 /// the signature verifier in `CoapFirmware` wraps it in a `VerifiedManifest`.
 public struct Manifest: Sendable, Equatable {
-    /// Manifests larger than this are refused unread (SPEC §2, issue #2).
+    /// Envelopes larger than this are refused unread (SPEC §2, issue #2).
     public static let maxEncodedSize = 16 * 1024
 
     public var manifestVersion: String
@@ -65,13 +68,13 @@ public struct Manifest: Sendable, Equatable {
 
     /// The last path segment of a URI reference, without query or fragment.
     public static func lastSegment(of location: String) -> String {
-        Array(location.utf8).withUnsafeBytes { String(decoding: ManifestView.lastSegment($0), as: UTF8.self) }
+        Array(location.utf8).withUnsafeBytes { String(decoding: SafeName.lastSegment($0), as: UTF8.self) }
     }
 
     /// Names that are safe as one file name on any device file system:
     /// letters, digits, `.`, `_`, `-`; not `.` or `..`; 1 to 64 bytes.
     public static func isSafeName(_ name: String) -> Bool {
-        Array(name.utf8).withUnsafeBytes { ManifestView.isSafeName($0) }
+        Array(name.utf8).withUnsafeBytes { SafeName.isSafe($0) }
     }
 }
 
@@ -90,19 +93,7 @@ public struct Component: Sendable, Equatable {
     }
 }
 
-/// A digest algorithm a manifest may list (SPEC §2).
-public enum DigestAlgorithm: Sendable, Hashable, CaseIterable {
-    case sha256, sha384, sha512
-
-    /// The COSE algorithm identifier (RFC 9054 §2).
-    public var coseID: Int64 {
-        switch self {
-        case .sha256: return -16
-        case .sha384: return -43
-        case .sha512: return -44
-        }
-    }
-
+extension DigestAlgorithm {
     /// The JSON manifest's name.
     public var jsonName: String {
         switch self {
@@ -110,19 +101,6 @@ public enum DigestAlgorithm: Sendable, Hashable, CaseIterable {
         case .sha384: return "sha384"
         case .sha512: return "sha512"
         }
-    }
-
-    public var digestLength: Int {
-        switch self {
-        case .sha256: return 32
-        case .sha384: return 48
-        case .sha512: return 64
-        }
-    }
-
-    public init?(coseID: Int64) {
-        guard let found = Self.allCases.first(where: { $0.coseID == coseID }) else { return nil }
-        self = found
     }
 
     public init?(jsonName: String) {
@@ -144,30 +122,24 @@ public struct ImageDigest: Sendable, Equatable {
 
 /// A public key announced in `key-info` (COSE_Key in CBOR, JWK in JSON).
 public struct KeyInfo: Sendable, Equatable {
-    public enum Curve: String, Sendable {
-        /// NIST P-256, for ES256 (COSE crv 1, JWK "P-256").
-        case p256 = "P-256"
-        /// Ed25519, for EdDSA (COSE crv 6, JWK "Ed25519").
-        case ed25519 = "Ed25519"
-    }
-
-    public var curve: Curve
+    public var curve: KeyInfoCurve
     public var x: [UInt8]
     /// The y coordinate (P-256 only).
     public var y: [UInt8]?
 
-    public init(curve: Curve, x: [UInt8], y: [UInt8]? = nil) {
-        self.curve = curve
-        self.x = x
-        self.y = y
+    public init(curve: KeyInfoCurve, x: [UInt8], y: [UInt8]? = nil) {
+        (self.curve, self.x, self.y) = (curve, x, y)
     }
 }
 
-/// The manifest's fields: CBOR key, JSON name (SPEC §2).
-public enum ManifestField: Int64, Sendable, CaseIterable {
-    case manifestVersion = 1, timestamp, manufacturer, model, firmwareVersion, firmwareLocation,
-         firmwareCryptoInfo, keyInfo, firmwareSize, components, critical
+extension KeyInfoCurve {
+    /// The JWK `kty` and `crv` (RFC 7518 §6.2, RFC 8037 §2).
+    public var jwkKeyType: String { self == .p256 ? "EC" : "OKP" }
+    public var jwkCurve: String { self == .p256 ? "P-256" : "Ed25519" }
+}
 
+extension ManifestField {
+    /// The JSON manifest's name (SPEC §2).
     public var jsonName: String {
         switch self {
         case .manifestVersion: return "manifestVersion"

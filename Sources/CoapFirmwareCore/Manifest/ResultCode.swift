@@ -1,23 +1,11 @@
-/// The result of an update or a verification, as `--json` spells it (SPEC §7).
-public enum ResultCode: String, Sendable, CaseIterable {
-    case updated
-    case upToDate = "up-to-date"
-    case noServer = "no-server"
-    case badSignature = "bad-signature"
-    case wrongDevice = "wrong-device"
-    case rollback
-    case tooLarge = "too-large"
-    case digestMismatch = "digest-mismatch"
-    case transferFailed = "transfer-failed"
-    case badManifest = "bad-manifest"
+import CoapFirmwareDevice
+
+extension ResultCode: CustomStringConvertible {
+    /// The SPEC §7 spelling, as `--json` prints it.
+    public var description: String { "\(name)" }
 
     /// The process exit status for this result (SPEC §7): 0 only for success.
-    public var exitStatus: Int32 {
-        switch self {
-        case .updated, .upToDate: return 0
-        default: return 1
-        }
-    }
+    public var exitStatus: Int32 { isSuccess ? 0 : 1 }
 }
 
 /// Why a manifest was refused, in the draft's validation order (SPEC §6).

@@ -1,3 +1,5 @@
+import CoapFirmwareDevice
+
 /// The device update engine (SPEC §6) as a pure state machine: no I/O, no
 /// clock, no buffers. Its driver performs the actions it returns (fetch,
 /// store, hash, install) and feeds back what happened.
@@ -30,8 +32,8 @@ public struct UpdateEngine: Sendable {
 
     public enum Action: Sendable, Equatable {
         case fetchManifest
-        /// Ask for one block of a component (Block2 `number`, size 16 << `szx`).
-        case fetchBlock(component: Int, number: UInt32, szx: UInt8)
+        /// Ask for one block of a component.
+        case fetchBlock(component: Int, block: Block2)
         /// Write the payload just received at `offset` of the component's staging file and hash it.
         case store(component: Int, offset: UInt64)
         /// Throw away what is staged for the component (truncate, reset its digests).
@@ -57,16 +59,14 @@ public struct UpdateEngine: Sendable {
     }
 
     public private(set) var state: State = .idle
-    public let policy: DevicePolicy
+    public let device: DeviceProfile
     public let szx: UInt8
     public let maxRestarts: UInt8
     /// Image sizes from the verified manifest, in install order.
     public private(set) var sizes: [UInt64] = []
 
-    public init(policy: DevicePolicy, szx: UInt8, maxRestarts: UInt8 = 3) {
-        self.policy = policy
-        self.szx = szx
-        self.maxRestarts = maxRestarts
+    public init(device: DeviceProfile, szx: UInt8, maxRestarts: UInt8 = 3) {
+        (self.device, self.szx, self.maxRestarts) = (device, szx, maxRestarts)
     }
 
     public mutating func start() -> [Action] {
@@ -75,22 +75,21 @@ public struct UpdateEngine: Sendable {
         return [.fetchManifest]
     }
 
-    /// The manifest's signature held (the driver checked it); now the rules.
-    /// `resume` is where a previous run stopped for this same manifest, its
-    /// staged bytes already re-hashed by the driver.
-    public mutating func manifestVerified(_ manifest: Manifest, resume: ResumePoint? = nil) -> [Action] {
+    /// The manifest's signature held (only the verifier makes a
+    /// `VerifiedManifest`); now the device's policy. `resume` is where a
+    /// previous run stopped for this same manifest, its staged bytes
+    /// already re-hashed by the driver.
+    public mutating func manifestVerified(_ verified: VerifiedManifest, resume: ResumePoint? = nil) -> [Action] {
         guard state == .awaitingManifest else { return [] }
-        let verdict: DevicePolicy.Verdict
+        let manifest = verified.manifest
         do {
-            verdict = try policy.evaluate(manifest)
+            guard try device.isNewer(manifest) else { return finish(.upToDate, nil) }
         } catch {
             return finish(error.resultCode, error.description)
         }
-        if verdict == .upToDate { return finish(.upToDate, nil) }
         sizes = manifest.images.map { $0.size }
         guard !sizes.isEmpty, sizes.count <= Int(UInt16.max) else { return finish(.badManifest, "no image to install") }
-        if let r = resume, r.component < sizes.count, r.offset <= sizes[r.component],
-           r.offset % UInt64(16 << Int(szx)) == 0 {
+        if let r = resume, r.component < sizes.count, r.offset <= sizes[r.component], Block2.isAligned(r.offset, szx: szx) {
             return begin(component: r.component, offset: r.offset, etag: r.etag, restarts: 0)
         }
         return begin(component: 0, offset: 0, etag: nil, restarts: 0)
@@ -109,7 +108,7 @@ public struct UpdateEngine: Sendable {
         case .accept(let offset, let next):
             if let next {
                 state = .downloading(component: component, receiver: receiver, restarts: restarts)
-                return [.store(component: index, offset: offset), .fetchBlock(component: index, number: next, szx: receiver.szx)]
+                return [.store(component: index, offset: offset), .fetchBlock(component: index, block: next)]
             }
             state = .checkingDigests(component: component)
             return [.store(component: index, offset: offset), .checkDigests(component: index)]
@@ -152,7 +151,7 @@ public struct UpdateEngine: Sendable {
     private mutating func begin(component: Int, offset: UInt64, etag: ETag?, restarts: UInt8) -> [Action] {
         let receiver = BlockReceiver(expectedSize: sizes[component], szx: szx, offset: offset, etag: etag)
         state = .downloading(component: UInt16(component), receiver: receiver, restarts: restarts)
-        return [.fetchBlock(component: component, number: receiver.nextBlockNumber, szx: szx)]
+        return [.fetchBlock(component: component, block: receiver.nextBlock)]
     }
 
     private mutating func restart(component: UInt16, restarts: UInt8, fault: BlockReceiver.Fault, exhausted: ResultCode) -> [Action] {

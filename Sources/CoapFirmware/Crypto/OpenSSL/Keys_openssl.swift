@@ -1,5 +1,6 @@
 internal import CCrypto
 import CoapFirmwareCore
+import CoapFirmwareDevice
 
 /// Errors from key handling and signing.
 public enum KeyError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -128,7 +129,7 @@ public final class PublicKey: @unchecked Sendable {
     public let spkiDER: [UInt8]
 
     /// The first 8 bytes of SHA-256 over `spkiDER` (SPEC §3).
-    public var kid: [UInt8] { Array(DigestHasher.hash(.sha256, spkiDER).prefix(8)) }
+    public var kid: [UInt8] { Array(OpenSSLSHA256.hash(spkiDER).prefix(8)) }
 
     init(key: EVPKey) {
         self.backing = .evp(key)

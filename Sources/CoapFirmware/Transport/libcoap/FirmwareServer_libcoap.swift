@@ -1,0 +1,296 @@
+internal import CCoap
+#if canImport(Glibc)
+import Glibc
+#endif
+import CoapFirmwareCore
+import Logging
+
+/// Serves a firmware repository over CoAP with libcoap (RFC 7252, block-wise
+/// RFC 7959, Observe RFC 7641, link format RFC 6690): the resource glue
+/// between `RepositoryCatalog` / `RepositoryRouter` and libcoap.
+///
+/// One thread owns the libcoap context (libcoap 4.3.1 is not thread-safe);
+/// callbacks find this object through `coap_set_app_data`. Bodies are
+/// memory-mapped files shared by all transfers; libcoap sends the blocks.
+/// The ETag is the content's SHA-256 prefix, so when libcoap drops and
+/// rebuilds a long transfer's body (about 93 s after it starts) the
+/// rebuilt body carries the same ETag and the client carries on.
+public final class FirmwareServer {
+    public let configuration: ServerConfiguration
+    let logger: Logger
+    private var context: ServerContext!
+    private let root: String
+    private let router = RepositoryRouter()
+    private var files: [String: MappedFile] = [:]
+    private var fileUse: [String: Int64] = [:]
+    /// What the last scan found, and the libcoap resource registered for each path.
+    private var catalog = RepositoryCatalog()
+    private var registered: [String: OpaquePointer] = [:]
+    private var scanned = false
+    private var sessions = 0
+    private var stopRequested = false
+
+    public var endpoints: [EndpointSpec] { context.endpoints }
+
+    public init(configuration: ServerConfiguration, logger: Logger) throws(ServerError) {
+        self.configuration = configuration
+        self.logger = logger
+        guard let real = realpath(configuration.repository, nil) else {
+            throw ServerError("--repo \(configuration.repository): \(String(cString: strerror(errno)))")
+        }
+        root = String(cString: real)
+        free(real)
+        guard FileSystem.isDirectory(root) else { throw ServerError("--repo \(configuration.repository): not a directory") }
+        context = try ServerContext(configuration: configuration, logger: logger, owner: Unmanaged.passUnretained(self).toOpaque())
+        coap_register_event_handler(context.pointer, serverEventHandler)
+        // Paths not registered by the scan (nothing there, or just published) go to the
+        // unknown resource; its GET handler routes them like the rest.
+        let unknown = coap_resource_unknown_init2(nil, 0)
+        coap_register_request_handler(unknown, COAP_REQUEST_GET, handleGet)
+        coap_add_resource(context.pointer, unknown)
+        rescan()
+    }
+
+    /// Runs until `stop()` or `shouldStop()` says so.
+    public func run(shouldStop: () -> Bool = { false }) {
+        var lastScan = monotonicMilliseconds()
+        while !stopRequested && !shouldStop() {
+            if !context.process(milliseconds: configuration.rescanMilliseconds) {
+                logger.error("libcoap I/O processing failed; stopping")
+                break
+            }
+            let now = monotonicMilliseconds()
+            if now - lastScan >= Int64(configuration.rescanMilliseconds) {
+                lastScan = now
+                rescan()
+            }
+        }
+        logger.info("shutting down")
+    }
+
+    public func stop() { stopRequested = true }
+
+    // MARK: Repository scanning and Observe
+
+    /// Reconciles the registered resources with the disk: every manifest and
+    /// image the catalog finds is a resource, so libcoap answers other
+    /// methods with 4.05 and `/.well-known/core` lists only what is there;
+    /// files that went away lose their resource. Observers of a model's
+    /// manifests are notified when those files change (RFC 7641 §3.2).
+    func rescan() {
+        let now = RepositoryCatalog.scan(root: root)
+        for (path, resource) in registered where now.resources[path] == nil {
+            coap_delete_resource(context.pointer, resource)
+            registered[path] = nil
+            logger.debug("no longer serving /\(path)")
+        }
+        for (path, attributes) in now.resources.sorted(by: { $0.key < $1.key }) where registered[path] == nil {
+            registered[path] = register(path: path, attributes)
+        }
+        if scanned {
+            for model in now.changedModels(since: catalog) {
+                logger.info("new manifest for \(model); notifying observers")
+                for path in now.manifestResources(of: model) {
+                    if let resource = registered[path] { coap_resource_notify_observers(resource, nil) }
+                }
+            }
+        }
+        catalog = now
+        scanned = true
+        // Forget mappings nobody asked for in a while; transfers keep their own references.
+        let time = monotonicMilliseconds()
+        for (path, used) in fileUse where time - used > 300_000 {
+            files[path] = nil
+            fileUse[path] = nil
+        }
+    }
+
+    private func register(path: String, _ attributes: RepositoryCatalog.Resource) -> OpaquePointer? {
+        let observable = attributes.observable
+        let flags = Int32(COAP_RESOURCE_FLAGS_RELEASE_URI | (observable ? COAP_RESOURCE_FLAGS_NOTIFY_CON : 0))
+        guard let resource = coap_resource_init(newStrConst(path), flags) else { return nil }
+        coap_register_request_handler(resource, COAP_REQUEST_GET, handleGet)
+        let release = Int32(COAP_ATTR_FLAGS_RELEASE_NAME | COAP_ATTR_FLAGS_RELEASE_VALUE)
+        if observable {
+            coap_resource_set_get_observable(resource, 1)
+            coap_add_attr(resource, newStrConst("rt"), newStrConst("\"firmware.manifest\""), release)
+        } else {
+            coap_add_attr(resource, newStrConst("rt"), newStrConst("\"firmware.image\""), release)
+        }
+        coap_add_attr(resource, newStrConst("ct"), newStrConst(attributes.contentFormat), release)
+        coap_add_resource(context.pointer, resource)
+        return resource
+    }
+
+    // MARK: Requests
+
+    fileprivate func serve(resource: OpaquePointer?, session: OpaquePointer?, request: OpaquePointer?,
+                           query: UnsafePointer<coap_string_t>?, response: OpaquePointer?) {
+        guard let request, let response, let session else { return }
+        if sessions > configuration.maxSessions {
+            coap_pdu_set_code(response, COAP_RESPONSE_CODE_SERVICE_UNAVAILABLE)
+            return
+        }
+        guard let segments = uriPath(request) else {
+            coap_pdu_set_code(response, COAP_RESPONSE_CODE_NOT_FOUND)
+            return
+        }
+        var accept: UInt16?
+        var iterator = coap_opt_iterator_t()
+        if let option = coap_check_option(request, coap_option_num_t(COAP_OPTION_ACCEPT), &iterator) {
+            accept = UInt16(truncatingIfNeeded: coap_decode_var_bytes(coap_opt_value(option), Int(coap_opt_length(option))))
+        }
+        let peer = describeAddress(coap_session_get_addr_remote(session))
+        let path = "/" + segments.joined(separator: "/")
+        switch router.route(segments: segments, accept: accept) {
+        case .notFound:
+            logger.debug("\(peer) GET \(path): 4.04")
+            coap_pdu_set_code(response, COAP_RESPONSE_CODE_NOT_FOUND)
+        case .notAcceptable:
+            logger.debug("\(peer) GET \(path): 4.06 (Accept \(accept.map(String.init) ?? "-"))")
+            coap_pdu_set_code(response, COAP_RESPONSE_CODE_NOT_ACCEPTABLE)
+        case .file(let relative, let contentFormat, let kind):
+            guard let file = mappedFile("\(root)/\(relative)") else {
+                logger.debug("\(peer) GET \(path): 4.04 (no file)")
+                coap_pdu_set_code(response, COAP_RESPONSE_CODE_NOT_FOUND)
+                return
+            }
+            var block = coap_block_b_t()
+            let blockSize = coap_get_block_b(session, request, coap_option_num_t(COAP_OPTION_BLOCK2), &block) == 1
+                ? 1 << (block.szx + 4) : 1024
+            let record = TransferRecord(logger: logger, file: file, peer: peer, path: path, blockSize: Int(blockSize),
+                                        firstBlock: Int(block.num))
+            let maxAge: Int32 = kind == .image ? -1 : Int32(configuration.manifestMaxAge)
+            coap_pdu_set_code(response, COAP_RESPONSE_CODE_CONTENT)
+            // libcoap adds ETag (and Size2) only to a body that starts at block 0
+            // and spans blocks. A body that fits one block, and a transfer that
+            // reaches us mid-body (a fresh client session, a resume, libcoap's
+            // state dropped after ~93 s), get them here, encoded as libcoap
+            // encodes them (no leading zero bytes), so the ETag never changes.
+            var buffer = [UInt8](repeating: 0, count: 8)
+            let spansBlocks = file.count > Int(blockSize)
+            if block.num > 0 || !spansBlocks {
+                let n = coap_encode_var_safe8(&buffer, buffer.count, file.etag)
+                coap_add_option(response, coap_option_num_t(COAP_OPTION_ETAG), Int(n), buffer)
+            }
+            if block.num > 0 {
+                let n = coap_encode_var_safe8(&buffer, buffer.count, UInt64(file.count))
+                coap_add_option(response, coap_option_num_t(COAP_OPTION_SIZE2), Int(n), buffer)
+            }
+            let data = file.base?.assumingMemoryBound(to: UInt8.self) ?? emptyBody
+            let ok = coap_add_data_large_response(
+                resource, session, request, response, query, contentFormat, maxAge, file.etag,
+                file.count, data, releaseTransfer, Unmanaged.passRetained(record).toOpaque())
+            if ok != 1 {
+                // libcoap sets 4.00 itself for a block past the end; keep a client error as it is.
+                if UInt32(coap_pdu_get_code(response).rawValue) >> 5 != 4 {
+                    logger.warning("\(peer) GET \(path): libcoap refused the response body")
+                    coap_pdu_set_code(response, COAP_RESPONSE_CODE_INTERNAL_ERROR)
+                }
+            }
+        }
+    }
+
+    /// The request's Uri-Path segments (RFC 7252 §5.10.1), nil if one is not UTF-8.
+    private func uriPath(_ request: OpaquePointer) -> [String]? {
+        var filter = coap_opt_filter_t()
+        coap_option_filter_clear(&filter)
+        coap_option_filter_set(&filter, coap_option_num_t(COAP_OPTION_URI_PATH))
+        var iterator = coap_opt_iterator_t()
+        guard coap_option_iterator_init(request, &iterator, &filter) != nil else { return [] }
+        var segments: [String] = []
+        while let option = coap_option_next(&iterator) {
+            let bytes = UnsafeBufferPointer(start: coap_opt_value(option), count: Int(coap_opt_length(option)))
+            guard let segment = String(validating: bytes, as: UTF8.self) else { return nil }
+            segments.append(segment)
+        }
+        return segments
+    }
+
+    /// The mapping of a file inside the repository, refreshed when the file
+    /// changes; nil for anything that is not a regular file inside the root
+    /// once symlinks are resolved.
+    private func mappedFile(_ path: String) -> MappedFile? {
+        guard let real = realpath(path, nil) else { return nil }
+        let resolved = String(cString: real)
+        free(real)
+        guard resolved.hasPrefix(root == "/" ? "/" : root + "/") else {
+            logger.warning("refusing \(path): resolves outside the repository (\(resolved))")
+            return nil
+        }
+        fileUse[resolved] = monotonicMilliseconds()
+        guard let identity = FileIdentity.of(resolved) else { return nil }
+        if let cached = files[resolved], cached.identity == identity { return cached }
+        guard let file = MappedFile(path: resolved) else { return nil }
+        files[resolved] = file
+        return file
+    }
+
+    fileprivate func sessionEvent(_ event: coap_event_t) {
+        switch event {
+        case COAP_EVENT_SERVER_SESSION_NEW: sessions += 1
+        case COAP_EVENT_SERVER_SESSION_DEL: sessions = max(0, sessions - 1)
+        default: break
+        }
+    }
+}
+
+/// One body handed to libcoap: keeps the mapping alive and logs when released.
+final class TransferRecord {
+    // The logger, not the server: libcoap also releases bodies while the
+    // server is being torn down (coap_free_context in deinit).
+    let logger: Logger
+    let file: MappedFile
+    let peer: String
+    let path: String
+    let blockSize: Int
+    let firstBlock: Int
+    let started = monotonicMilliseconds()
+
+    init(logger: Logger, file: MappedFile, peer: String, path: String, blockSize: Int, firstBlock: Int) {
+        self.logger = logger
+        self.file = file
+        self.peer = peer
+        self.path = path
+        self.blockSize = blockSize
+        self.firstBlock = firstBlock
+    }
+}
+
+// Never written after initialization: a one-byte placeholder for empty bodies.
+nonisolated(unsafe) private let emptyBody: UnsafePointer<UInt8> = {
+    let p = UnsafeMutablePointer<UInt8>.allocate(capacity: 1)
+    p.initialize(to: 0)
+    return UnsafePointer(p)
+}()
+
+private func server(of session: OpaquePointer?) -> FirmwareServer? {
+    guard let session, let context = coap_session_get_context(session), let data = coap_get_app_data(context) else { return nil }
+    return Unmanaged<FirmwareServer>.fromOpaque(data).takeUnretainedValue()
+}
+
+private let handleGet: coap_method_handler_t = { resource, session, request, query, response in
+    server(of: session)?.serve(resource: resource, session: session, request: request, query: query, response: response)
+}
+
+private let releaseTransfer: coap_release_large_data_t = { _, pointer in
+    guard let pointer else { return }
+    let record = Unmanaged<TransferRecord>.fromOpaque(pointer).takeRetainedValue()
+    let elapsed = Double(monotonicMilliseconds() - record.started) / 1000
+    // libcoap releases a body when its block-transfer state ends (the last
+    // block sent and the state timed out, or the session went away); the
+    // time is from the request that created the body to that release.
+    record.logger.info(
+        "transfer \(record.peer) \(record.path): \(record.file.count) bytes, block \(record.blockSize), from block \(record.firstBlock), body held \(elapsed) s, etag \(String(record.file.etag, radix: 16))")
+}
+
+private let serverEventHandler: coap_event_handler_t = { session, event in
+    server(of: session)?.sessionEvent(event)
+    return 0
+}
+
+/// A libcoap-owned copy of a string (freed by libcoap with the RELEASE flags).
+private func newStrConst(_ text: String) -> UnsafeMutablePointer<coap_str_const_t> {
+    let bytes = Array(text.utf8)
+    return coap_new_str_const(bytes, bytes.count)
+}

@@ -1,0 +1,84 @@
+import CoapFirmwareCore
+import CoapFirmwareDevice
+
+/// What `coap-fw-client update` was asked to do (SPEC §7).
+public struct UpdateOptions: Sendable {
+    public var trustedKeys: [PublicKey]
+    public var manufacturer: String
+    public var model: String
+    public var stateDirectory: String
+    public var domain: String?
+    public var origin: CoapURI?
+    public var format: ManifestFormat = .cbor
+    /// The Block2 size exponent to ask for (SPEC §5: default 1024 bytes).
+    public var szx: UInt8 = Block2.maxSZX
+    /// Host name → address (and optional port), like curl's --resolve.
+    public var resolve: [HostMapping] = []
+    public var slotSize: UInt64?
+    /// Longest wait without progress at one server, in seconds.
+    public var timeout: Double = 30
+    public var psk: PSK?
+    /// Requests per CoAP session before a fresh one (new port, new Message-ID space).
+    public var requestsPerSession = 30_000
+    /// How long one exchange may wait before it is sent afresh (see `Requester`).
+    public var exchangeTimeout: Double = 6
+    /// RFC 7252 §4.8 transmission parameters: ACK_TIMEOUT (s) and MAX_RETRANSMIT.
+    public var ackTimeout: Double = 2
+    public var maxRetransmit = 4
+
+    public init(trustedKeys: [PublicKey], manufacturer: String, model: String, stateDirectory: String) {
+        (self.trustedKeys, self.manufacturer, self.model, self.stateDirectory) = (trustedKeys, manufacturer, model, stateDirectory)
+    }
+
+    /// The local server's manifest URI (SPEC §4 discovery step 1).
+    public func localManifestURI(domain: String) -> CoapURI {
+        CoapURI(secure: false, host: "_firmware.\(domain)", path: RepositoryLayout.modelSegments(manufacturer: manufacturer, model: model) + [format.fileName])
+    }
+
+    /// The origin's manifest URI: the standard path when `--origin` names only a server.
+    public func originManifestURI() -> CoapURI? {
+        guard var origin else { return nil }
+        if origin.path.isEmpty || origin.path == [""] {
+            origin.path = RepositoryLayout.modelSegments(manufacturer: manufacturer, model: model) + [format.fileName]
+        }
+        return origin
+    }
+}
+
+/// One server tried, and how it went.
+public struct AttemptReport: Sendable {
+    public var uri: String
+    public var result: ResultCode
+    public var reason: String?
+    public var bytes: UInt64
+}
+
+/// The outcome of an update run (`--json` prints it, SPEC §7).
+public struct UpdateReport: Sendable {
+    public var result: ResultCode
+    public var reason: String?
+    public var source: String?
+    public var version: String?
+    public var bytesTransferred: UInt64
+    public var attempts: [AttemptReport]
+
+    public var json: JSONValue {
+        func optional(_ s: String?) -> JSONValue { s.map { .string($0) } ?? .null }
+        let attempts: [JSONValue] = attempts.map { a in
+            .object([("uri", .string(a.uri)), ("result", .string(a.result.description)),
+                     ("reason", optional(a.reason)), ("bytes", .number(String(a.bytes)))])
+        }
+        return .object([
+            ("result", .string(result.description)), ("source", optional(source)), ("version", optional(version)),
+            ("bytesTransferred", .number(String(bytesTransferred))), ("attempts", .array(attempts)),
+            ("reason", optional(reason)),
+        ])
+    }
+}
+
+/// Progress of the image download, for a terminal progress bar.
+public struct Progress: Sendable {
+    public var component: String
+    public var done: UInt64
+    public var total: UInt64
+}

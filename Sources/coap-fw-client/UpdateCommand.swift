@@ -1,0 +1,136 @@
+import ArgumentParser
+import CoapFirmware
+import CoapFirmwareCLI
+import CoapFirmwareCore
+import CoapFirmwareDevice
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Update: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Find a firmware server, verify the manifest, download and install the update.",
+        discussion: """
+            Discovery (SPEC §4): first the local server coap://_firmware.<domain>/.well-known/firmware/<m>/<model>/manifest.cbor \
+            (domain from --domain or /etc/resolv.conf), then --origin. A server that is unreachable, times out, answers \
+            with an error or serves a manifest or image that fails validation is skipped for the next one.
+
+            --origin takes a full manifest URI, or just coap://host[:port] for the standard path.
+            --resolve HOST:ADDR[:PORT] maps a host name to an address (and port), like curl's.
+            Exit status: 0 updated or up-to-date, 1 failed or rejected, 2 usage error.
+            """)
+
+    @Option(help: "Trusted public key (PEM SPKI); repeat to trust several.")
+    var trust: [String] = []
+
+    @Option(help: "This device's manufacturer.")
+    var manufacturer: String
+
+    @Option(help: "This device's model.")
+    var model: String
+
+    @Option(help: "State folder: installed firmware, staging slot, resume data.")
+    var state: String
+
+    @Option(help: "Local domain for discovery (default: /etc/resolv.conf's domain or first search entry).")
+    var domain: String?
+
+    @Option(help: "The manufacturer's origin server (coap:// or coaps:// URI).")
+    var origin: String?
+
+    @Option(help: "Manifest format to ask for: cbor (COSE_Sign1) or json (JWS).")
+    var format: String = "cbor"
+
+    @Option(name: .customLong("block-size"), help: "Block2 size in bytes: 16, 32, 64, 128, 256, 512 or 1024.")
+    var blockSize = 1024
+
+    @Option(help: ArgumentHelp("Map a host name to an address, like curl (repeat).", valueName: "HOST:ADDR[:PORT]"))
+    var resolve: [String] = []
+
+    @Option(name: .customLong("slot-size"), help: "Staging slot capacity in bytes (default: unlimited).")
+    var slotSize: UInt64?
+
+    @Option(help: "Seconds to wait without progress at one server before moving on.")
+    var timeout: Double = 30
+
+    @Option(name: .customLong("ack-timeout"), help: "RFC 7252 ACK_TIMEOUT in seconds (1 to 60): the first retransmission's wait (doubles each time).")
+    var ackTimeout: Double = 2
+
+    @Option(name: .customLong("max-retransmit"), help: "RFC 7252 MAX_RETRANSMIT: retransmissions of one message before it is given up.")
+    var maxRetransmit = 4
+
+    @Option(name: .customLong("psk-file"), help: ArgumentHelp("DTLS key for coaps:// ('identity:hexkey'; the first line is used).", valueName: "FILE"))
+    var pskFile: String?
+
+    @Flag(help: "Print one JSON object (SPEC §7) instead of text.")
+    var json = false
+
+    @OptionGroup var verbosity: VerbosityOptions
+
+    func run() throws {
+        let logger = verbosity.logger("coap-fw-client")
+
+        guard let format = ManifestFormat(rawValue: format.lowercased()) else {
+            throw CommandFailure.usage("--format \(self.format): expected cbor or json")
+        }
+        guard let szx = Block2.szx(forSize: blockSize) else {
+            throw CommandFailure.usage("--block-size \(blockSize): expected 16, 32, 64, 128, 256, 512 or 1024")
+        }
+        guard timeout > 0 else { throw CommandFailure.usage("--timeout \(timeout): must be more than 0 seconds") }
+        var options = UpdateOptions(trustedKeys: try loadTrustedKeys(trust), manufacturer: manufacturer, model: model,
+                                    stateDirectory: state)
+        options.format = format
+        options.szx = szx
+        options.slotSize = slotSize
+        options.timeout = timeout
+        // libcoap 4.3.1 takes ACK_TIMEOUT as a fixed-point value with a whole part of at least 1.
+        guard ackTimeout >= 1 && ackTimeout <= 60 else { throw CommandFailure.usage("--ack-timeout \(ackTimeout): expected 1 to 60 seconds") }
+        guard (0...20).contains(maxRetransmit) else { throw CommandFailure.usage("--max-retransmit \(maxRetransmit): expected 0 to 20") }
+        options.ackTimeout = ackTimeout
+        options.maxRetransmit = maxRetransmit
+        // A fresh exchange after about two transmissions' worth of waiting (see UpdateOptions.exchangeTimeout).
+        options.exchangeTimeout = max(3 * ackTimeout, 1)
+        if let domain {
+            guard !domain.isEmpty, !domain.contains("/"), !domain.contains(" ") else { throw CommandFailure.usage("--domain \(domain): not a domain name") }
+            options.domain = domain
+        }
+        if let origin {
+            guard let uri = CoapURI(origin) else { throw CommandFailure.usage("--origin \(origin): expected a coap:// or coaps:// URI") }
+            options.origin = uri
+        }
+        for entry in resolve {
+            guard let mapping = HostMapping(argument: entry) else {
+                throw CommandFailure.usage("--resolve \(entry): expected HOST:ADDR[:PORT], e.g. _firmware.lan:127.0.0.1:5683 or host:[::1]:5683")
+            }
+            options.resolve.append(mapping)
+        }
+        // The first key of the file: a device has one identity.
+        options.psk = try pskFile.map(readPSKFile)?.first
+        if options.domain == nil && options.origin == nil && ResolvConf.domain() == nil {
+            throw CommandFailure.usage("no server to ask: give --origin, or --domain (no domain in /etc/resolv.conf)")
+        }
+
+        let bar = ProgressBar(enabled: !json && isatty(1) == 1)
+        let report: UpdateReport
+        do {
+            report = try Updater(options: options, logger: logger, progress: bar.update).run()
+        } catch {
+            throw CommandFailure.failed("--state \(state): \(error.description)")
+        }
+        bar.finish()
+        if json {
+            printJSON(report.json)
+        } else {
+            switch report.result {
+            case .updated:
+                print("updated to \(report.version ?? "?") from \(report.source ?? "?") (\(report.bytesTransferred) image bytes fetched)")
+            case .upToDate:
+                print("up to date: \(report.version ?? "?") (\(report.source ?? "?"))")
+            default:
+                for a in report.attempts { printError("  \(a.uri): \(a.result)\(a.reason.map { ": \($0)" } ?? "")") }
+                printError("coap-fw-client: \(report.result)\(report.reason.map { ": \($0)" } ?? "")")
+            }
+        }
+        if report.result.exitStatus != 0 { throw CommandFailure(status: report.result.exitStatus, "") }
+    }
+}

@@ -1,0 +1,82 @@
+import ArgumentParser
+import CoapFirmware
+import CoapFirmwareCLI
+import CoapFirmwareCore
+import CoapFirmwareDevice
+
+struct Keygen: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create a manifest signing key pair.",
+        discussion: """
+            ES256 and EdDSA: writes DIR/private.pem (PKCS#8, mode 0600) and DIR/public.pem (SPKI). \
+            HSS-LMS: writes DIR/private.hss (stateful: it counts the one-time signatures used; \
+            mode 0600, back it up only while no publish runs) and DIR/public.hss (RFC 8554 bytes). \
+            Prints the key id (kid) and, for HSS-LMS, how many signatures the key can make.
+            """)
+
+    @Option(help: "Signature algorithm: ES256, EdDSA or HSS-LMS.")
+    var alg: String
+
+    @Option(help: "Folder to write the key pair into (created if missing).")
+    var out: String
+
+    @Option(help: "HSS-LMS: number of HSS levels, 1-8 (default 1).")
+    var levels: Int?
+
+    @Option(help: "HSS-LMS: LMS tree height per level: 5, 10 or 15 (default 10).")
+    var height: Int?
+
+    @Option(help: "HSS-LMS: Winternitz parameter: 1, 2, 4 or 8 (default 4).")
+    var w: Int?
+
+    @Flag(help: "Overwrite an existing key pair in DIR.")
+    var force = false
+
+    @OptionGroup var verbosity: VerbosityOptions
+
+    func run() throws {
+        _ = verbosity.logger("coap-fw-server")
+        guard let algorithm = SignatureAlgorithm(argument: alg) else {
+            throw CommandFailure.usage("--alg \(alg): expected ES256, EdDSA or HSS-LMS")
+        }
+        if algorithm != .hssLms, levels != nil || height != nil || w != nil {
+            throw CommandFailure.usage("--levels, --height and --w apply to --alg HSS-LMS only")
+        }
+        let suffix = algorithm == .hssLms ? "hss" : "pem"
+        let privatePath = "\(out)/private.\(suffix)"
+        let publicPath = "\(out)/public.\(suffix)"
+        if !force, FileSystem.exists(privatePath) || FileSystem.exists(publicPath) {
+            throw CommandFailure.failed("\(out) already holds a key pair; refusing to overwrite it (use --force)")
+        }
+        do {
+            try FileSystem.makeDirectories(out)
+            let key: PrivateKey
+            if algorithm == .hssLms {
+                let parameters: [(LMSType, LMOTSType)]
+                do {
+                    parameters = try HSSPrivateKey.parameters(levels: levels, height: height, w: w)
+                } catch {
+                    throw CommandFailure.usage(error.message)
+                }
+                key = PrivateKey(hss: try HSSPrivateKey.generate(levels: parameters, path: privatePath))
+            } else {
+                key = try PrivateKey.generate(algorithm)
+                try FileSystem.atomicWrite(privatePath, try key.pkcs8PEM(), mode: 0o600)
+            }
+            try FileSystem.atomicWrite(publicPath, try key.publicKey.fileBytes(), mode: 0o644)
+            print("algorithm: \(algorithm)")
+            if let hss = key.hss {
+                let shape = hss.levels.map { "LMS_SHA256_M32_H\($0.type.height)/LMOTS_SHA256_N32_W\($0.ots.w)" }
+                print("parameters: \(hss.levels.count) level(s): \(shape.joined(separator: ", "))")
+                print("signatures remaining: \(hss.remaining) of \(hss.capacity) (each publish uses 2)")
+            }
+            print("kid: \(Hex.encode(key.publicKey.kid))")
+            print("private key: \(privatePath) (keep it secret)")
+            print("public key: \(publicPath) (give it to devices as --trust)")
+        } catch let error as FileSystemError {
+            throw CommandFailure.failed(error.description)
+        } catch let error as KeyError {
+            throw CommandFailure.failed(error.description)
+        }
+    }
+}

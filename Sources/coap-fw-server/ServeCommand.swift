@@ -1,0 +1,107 @@
+import ArgumentParser
+import CoapFirmware
+import CoapFirmwareCLI
+import CoapFirmwareCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Set from the signal handler, read by the serving loop.
+nonisolated(unsafe) private var stopSignal: sig_atomic_t = 0
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve a firmware repository over CoAP (and coaps with DTLS).",
+        discussion: """
+            Serves the repository folder as SPEC §4 lays it out: manifests at \
+            /.well-known/firmware/<manufacturer>/<model>/manifest.{cbor,json} (also under \
+            /.well-known/manifest/, and as .../manifest chosen by Accept), images at \
+            .../<version>/<file>, and /.well-known/core. New releases are picked up without a \
+            restart and observers of a manifest are notified. Stop with SIGINT or SIGTERM.
+
+            Examples:
+              coap-fw-server serve --repo /srv/firmware
+              coap-fw-server serve --repo repo --listen 127.0.0.1:5683 --psk-file psk.txt --listen-dtls 127.0.0.1:5684
+            """)
+
+    @Option(help: "Repository folder to serve.")
+    var repo: String
+
+    @Option(help: ArgumentHelp("Plain CoAP address to listen on (repeat). Default: [::]:5683 and 0.0.0.0:5683.", valueName: "ADDR:PORT"))
+    var listen: [String] = []
+
+    @Flag(help: "Turn plain (unencrypted) CoAP off; serve coaps only.")
+    var noPlain = false
+
+    @Option(name: .customLong("listen-dtls"), help: ArgumentHelp("coaps address to listen on (repeat). Default with DTLS: [::]:5684 and 0.0.0.0:5684.", valueName: "ADDR:PORT"))
+    var listenDTLS: [String] = []
+
+    @Option(name: .customLong("psk-file"), help: ArgumentHelp("DTLS pre-shared keys, one 'identity:hexkey' per line.", valueName: "FILE"))
+    var pskFile: String?
+
+    @Option(help: ArgumentHelp("DTLS server certificate (PEM).", valueName: "FILE"))
+    var cert: String?
+
+    @Option(name: .customLong("cert-key"), help: ArgumentHelp("Private key of --cert (PEM).", valueName: "FILE"))
+    var certKey: String?
+
+    @Option(help: ArgumentHelp("CA certificate (PEM) that client certificates must chain to.", valueName: "FILE"))
+    var ca: String?
+
+    @Option(name: .customLong("max-sessions"), help: "Most sessions at once; requests beyond get 5.03.")
+    var maxSessions = 1000
+
+    @Option(name: .customLong("idle-timeout"), help: "Seconds before an idle session is dropped.")
+    var idleTimeout = 300
+
+    @OptionGroup var verbosity: VerbosityOptions
+
+    func run() throws {
+        let logger = verbosity.logger("coap-fw-server", quiet: .notice)
+
+        var config = ServerConfiguration(repository: repo)
+        config.maxSessions = maxSessions
+        config.idleTimeout = idleTimeout
+        if noPlain {
+            config.listen = []
+        } else if !listen.isEmpty {
+            config.listen = try listen.map { text in
+                guard let spec = EndpointSpec(text), !spec.secure else {
+                    throw CommandFailure.usage("--listen \(text): expected ADDR:PORT, e.g. 127.0.0.1:5683 or [::1]:5683")
+                }
+                return spec
+            }
+        }
+        if !listenDTLS.isEmpty {
+            config.listenSecure = try listenDTLS.map { text in
+                guard let spec = EndpointSpec(text, defaultSecure: true), spec.secure else {
+                    throw CommandFailure.usage("--listen-dtls \(text): expected ADDR:PORT")
+                }
+                return spec
+            }
+        }
+        if let pskFile { config.psk = try readPSKFile(pskFile) }
+        if cert != nil || certKey != nil {
+            guard let cert, let certKey else { throw CommandFailure.usage("--cert and --cert-key go together") }
+            config.certificateFile = cert
+            config.privateKeyFile = certKey
+            config.caFile = ca
+        }
+        if !config.usesDTLS && !listenDTLS.isEmpty {
+            throw CommandFailure.usage("--listen-dtls needs --psk-file or --cert")
+        }
+
+        let server: FirmwareServer
+        do {
+            server = try FirmwareServer(configuration: config, logger: logger)
+        } catch {
+            throw CommandFailure.usage(error.description)
+        }
+        signal(SIGINT) { _ in stopSignal = 1 }
+        signal(SIGTERM) { _ in stopSignal = 1 }
+        signal(SIGPIPE, SIG_IGN)
+        logger.notice("serving \(repo) on \(server.endpoints.map(\.description).joined(separator: ", "))")
+        server.run { stopSignal != 0 }
+        logger.notice("stopped")
+    }
+}
