@@ -18,11 +18,12 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-FAULT_MATRIX = Path(__file__).resolve().parents[1] / "faults" / "fault_matrix.py"
+from support.paths import FAULTS_DIR, python_env
+
+FAULT_MATRIX = FAULTS_DIR / "fault_matrix.py"
 QUICK_CELLS = ["loss0-delay0", "loss0-delay100", "loss20-delay0", "loss20-delay100", "loss5-delay100-dr"]
 
 
@@ -44,7 +45,8 @@ def test_fault_matrix_quick(bin_dir):
     cmd = [sys.executable, str(FAULT_MATRIX), "--quick", "--bin", str(bin_dir)]
     if os.environ.get("COAPFW_FAULT_SEED"):
         cmd += ["--seed", os.environ["COAPFW_FAULT_SEED"]]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, stdin=subprocess.DEVNULL,
+                          env=python_env())
     print(proc.stdout)
     print(proc.stderr, file=sys.stderr)
     report = f"command: {' '.join(cmd)}\nexit status {proc.returncode}\n--- stdout ---\n" \
