@@ -35,8 +35,14 @@ Exit status: 0 when every cell passed (cells that failed with a result code
 are listed), 1 when any cell did not, 2 on a usage error. Without root (no
 `ip netns`) it prints "skipped: <reason>" and exits 0.
 
-The last line of output is "RESULTS-JSON: [...]", one object per cell, for
-tests.
+The last line of output is the machine-readable result, for tests (the
+Markdown table is for people):
+
+    RESULTS-JSON: {"skipped": null, "seed": N, "passed": N, "failed": N,
+                   "cells": [{"cell": ..., "verdict": "PASS", "result": ...,
+                              "installed": "yes", ...}, ...]}
+
+("skipped" is the reason, and "cells" empty, when the matrix could not run.)
 
 It imports the test kit (Tests/support): `make faults` puts Tests on
 PYTHONPATH; by hand, `PYTHONPATH=Tests Tests/faults/fault_matrix.py ...`.
@@ -440,6 +446,7 @@ def main(argv=None) -> int:
     reason = netns_unavailable_reason()
     if reason:
         print(f"skipped: {reason}")
+        print("RESULTS-JSON: " + json.dumps({"skipped": reason, "seed": seed, "passed": 0, "failed": 0, "cells": []}))
         return 0
     for program in (SERVER, CLIENT):
         if not (args.bin / program).is_file():
@@ -502,7 +509,8 @@ def main(argv=None) -> int:
         shutil.rmtree(root, ignore_errors=True)
     elif bad:
         print(f"work folder kept: {root}")
-    print("RESULTS-JSON: " + json.dumps([o.__dict__ for o in outcomes]))
+    print("RESULTS-JSON: " + json.dumps({"skipped": None, "seed": seed, "passed": len(passed), "failed": len(bad),
+                                         "cells": [o.__dict__ for o in outcomes]}))
     return 1 if bad else 0
 
 
