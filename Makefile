@@ -4,6 +4,11 @@ PYTHON ?= python3
 
 .PHONY: deps build release demo test unit interop vectors bench fuzz replay asan faults embedded clean
 
+# The Python test kit (Tests/support) is the package `support`: on the path
+# once for every target that runs Python (pytest's own runs also get it from
+# Tests/interop/pytest.ini).
+test interop faults bench: export PYTHONPATH := $(CURDIR)/Tests$(if $(PYTHONPATH),:$(PYTHONPATH))
+
 deps:
 	@scripts/install-deps.sh
 

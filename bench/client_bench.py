@@ -9,7 +9,9 @@ overhead (update vs raw fetch with the same transport), and our client's
 peak RSS for a 1 MiB vs a 64 MiB image (optionally peak heap with
 valgrind's massif: --massif).
 
-    python3 bench/client_bench.py [--rounds 5] [--quick] [--massif]
+    PYTHONPATH=Tests python3 bench/client_bench.py [--rounds 5] [--quick] [--massif]
+
+(`make bench` sets PYTHONPATH: the benchmarks use the test kit, Tests/support.)
 """
 import argparse
 import re
@@ -19,8 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (CLIENT, SERVER, Proc, free_port, median, publish, random_file, run_measured, sha256_file, table,
+from common import (CLIENT, free_udp_port, median, publish, random_file, run_measured, serve, sha256_file, table,
                     wait_coap)
 
 HERE = Path(__file__).resolve().parent
@@ -34,12 +35,12 @@ def main():
     args = ap.parse_args()
     rounds = 2 if args.quick else args.rounds
     work = Path(tempfile.mkdtemp(prefix="coapfw-cbench-"))
-    port = free_port()
+    port = free_udp_port()
     try:
         img = random_file(work / "firmware.bin", 8 * 1024 * 1024)
         digest = sha256_file(img)
         repo, pub, _ = publish(work, [img])
-        server = Proc([SERVER, "serve", "--repo", str(repo), "--listen", f"127.0.0.1:{port}"])
+        server = serve(repo, port)
         wait_coap(port)
         origin = f"coap://127.0.0.1:{port}"
         url = f"{origin}/.well-known/firmware/example.com/c7960/1.0.0/firmware.bin"

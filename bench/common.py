@@ -1,53 +1,36 @@
-"""Shared helpers for the benchmarks: start processes, time them, read RSS.
+"""What the benchmarks add to the test kit: timing a process, reading RSS,
+printing tables, and a published release to fetch.
+
+Processes, ports, digests, keygen/publish and CoAP probes come from the test
+kit (Tests/support, the package ``support``): `make bench` puts Tests on
+PYTHONPATH; by hand, ``PYTHONPATH=Tests python3 bench/server_bench.py``.
 
 Benchmarks print tables; they assert only that every transfer delivered the
 right bytes (a fast wrong answer is not a result). Loopback only.
 """
-import hashlib
-import os
-import resource
-import shutil
-import signal
-import socket
 import statistics
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-BIN = Path(os.environ.get("COAPFW_BIN", REPO / ".build" / "release"))
+from support import cli, coap
+from support.files import sha256_file, write_random_file
+from support.paths import default_bin_dir, image_path
+from support.ports import free_udp_port
+from support.procs import proc_status_kib, start_process, wait_for
+
+__all__ = ["BIN", "CLIENT", "SERVER", "free_udp_port", "image_path", "median", "publish", "random_file",
+           "rss_kib", "run_measured", "serve", "sha256_file", "background", "table", "wait_coap"]
+
+BIN = default_bin_dir("release")
 SERVER = str(BIN / "coap-fw-server")
 CLIENT = str(BIN / "coap-fw-client")
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def random_file(path, size, seed=1):
-    """Deterministic pseudo-random bytes (fast: SHA-256 counter blocks repeated)."""
-    block = b"".join(hashlib.sha256(f"{seed}-{i}".encode()).digest() for i in range(2048))
-    with open(path, "wb") as f:
-        left = size
-        i = 0
-        while left > 0:
-            piece = hashlib.sha256(block[:64] + i.to_bytes(8, "big")).digest() + block
-            piece = piece[: min(left, len(piece))]
-            f.write(piece)
-            left -= len(piece)
-            i += 1
-    return path
+    """Reproducible pseudo-random bytes (the same file for the same seed)."""
+    write_random_file(Path(path), size, seed=seed)
+    return Path(path)
 
 
 def run_measured(argv, timeout=600, **kw):
@@ -67,48 +50,27 @@ def run_measured(argv, timeout=600, **kw):
 
 
 def rss_kib(pid):
-    """Current and peak resident set size of a process, KiB."""
-    cur = peak = 0
+    """Current and peak resident set size of a process, KiB (0, 0 once it is gone)."""
     try:
-        for line in open(f"/proc/{pid}/status"):
-            if line.startswith("VmRSS:"):
-                cur = int(line.split()[1])
-            elif line.startswith("VmHWM:"):
-                peak = int(line.split()[1])
+        return proc_status_kib(pid, "VmRSS"), proc_status_kib(pid, "VmHWM")
     except FileNotFoundError:
-        pass
-    return cur, peak
+        return 0, 0
+
+
+def background(argv):
+    """A background process, output discarded; ``.stop()`` sends SIGTERM (then SIGKILL)."""
+    return start_process(Path(argv[0]).name, argv, None, check_exit=False)
+
+
+def serve(repo, port):
+    """Our server on 127.0.0.1:PORT."""
+    return background([SERVER, *cli.serve_args(repo, port=port, verbose=0)])
 
 
 def wait_coap(port, path=".well-known/core", timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        out = subprocess.run(["coap-client-notls", "-B", "1", f"coap://127.0.0.1:{port}/{path}"],
-                             capture_output=True, timeout=5)
-        if out.stdout.strip():
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"server on port {port} did not answer")
-
-
-class Proc:
-    """A background process stopped with SIGTERM (then SIGKILL) on exit."""
-
-    def __init__(self, argv, **kw):
-        self.p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
-
-    def stop(self):
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-            try:
-                self.p.wait(5)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
-
-    @property
-    def pid(self):
-        return self.p.pid
+    """Until something answers a CoAP GET on 127.0.0.1:PORT."""
+    wait_for(lambda: coap.probe("127.0.0.1", port, path, timeout=1) is not None, timeout,
+             what=f"a CoAP answer on port {port}")
 
 
 def median(xs):
@@ -126,22 +88,15 @@ def table(headers, rows):
 
 
 def publish(workdir, images, version="1.0.0", model="c7960"):
-    """keygen + publish; returns (repo, public key path, {name: path in repo})."""
+    """keygen (once per workdir) + publish; returns (repo, public key path,
+    {name: path in repo})."""
     keys = Path(workdir) / "keys"
     if not (keys / "private.pem").exists():
-        subprocess.run([SERVER, "keygen", "--alg", "ES256", "--out", str(keys)], check=True, capture_output=True)
+        cli.keygen(BIN, keys)
     repo = Path(workdir) / "repo"
-    args = [SERVER, "publish", "--repo", str(repo), "--key", str(keys / "private.pem"),
-            "--manufacturer", "example.com", "--model", model, "--version", version]
     if len(images) == 1:
-        args += ["--image", str(images[0])]
+        cli.publish(BIN, repo, keys / "private.pem", model, version, image=images[0])
     else:
-        for img in images:
-            args += ["--component", f"{Path(img).stem}={img}"]
-    subprocess.run(args, check=True, capture_output=True)
-    base = repo / ".well-known" / "firmware" / "example.com" / model / version
-    return repo, keys / "public.pem", {Path(i).name: base / Path(i).name for i in images}
-
-
-def image_path(model="c7960", version="1.0.0", name="firmware.bin"):
-    return f".well-known/firmware/example.com/{model}/{version}/{name}"
+        cli.publish(BIN, repo, keys / "private.pem", model, version,
+                    components=[(Path(img).stem, img) for img in images])
+    return repo, keys / "public.pem", {Path(i).name: repo / image_path(model, version, Path(i).name) for i in images}

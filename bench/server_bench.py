@@ -6,7 +6,9 @@ libcoap's coap-client-notls in one run on loopback, alternating A B C.
 Prints median wall times and ratios, concurrent-client times, and server
 RSS while 128 clients fetch an 8 MiB image at once.
 
-    python3 bench/server_bench.py [--rounds 5] [--quick]
+    PYTHONPATH=Tests python3 bench/server_bench.py [--rounds 5] [--quick]
+
+(`make bench` sets PYTHONPATH: the benchmarks use the test kit, Tests/support.)
 """
 import argparse
 import concurrent.futures
@@ -17,9 +19,8 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (CLIENT, SERVER, Proc, free_port, median, publish, random_file, rss_kib, run_measured,
-                    sha256_file, table, wait_coap)
+from common import (free_udp_port, median, publish, random_file, rss_kib, run_measured, serve, sha256_file, background,
+                    table, wait_coap)
 
 
 def fetch(url, out, block):
@@ -40,15 +41,15 @@ def main():
     repo_small, _, files_small = publish(work / "b", [small], model="c7961")
     # One folder for everyone: aiocoap-fileserver and ours serve the same files.
     digests = {"big": sha256_file(big), "small": sha256_file(small)}
-    ours_port, libcoap_port, aio_port = free_port(), free_port(), free_port()
+    ours_port, libcoap_port, aio_port = free_udp_port(), free_udp_port(), free_udp_port()
     import shutil
     shutil.copytree(repo_small / ".well-known" / "firmware" / "example.com" / "c7961",
                     repo / ".well-known" / "firmware" / "example.com" / "c7961")
 
     servers = {}
-    servers["coap-fw-server"] = Proc([SERVER, "serve", "--repo", str(repo), "--listen", f"127.0.0.1:{ours_port}"])
-    servers["libcoap coap-server"] = Proc(["coap-server-notls", "-A", "127.0.0.1", "-p", str(libcoap_port), "-d", "16"])
-    servers["aiocoap-fileserver"] = Proc(["aiocoap-fileserver", "--bind", f"127.0.0.1:{aio_port}", str(repo)])
+    servers["coap-fw-server"] = serve(repo, ours_port)
+    servers["libcoap coap-server"] = background(["coap-server-notls", "-A", "127.0.0.1", "-p", str(libcoap_port), "-d", "16"])
+    servers["aiocoap-fileserver"] = background(["aiocoap-fileserver", "--bind", f"127.0.0.1:{aio_port}", str(repo)])
     try:
         wait_coap(ours_port)
         wait_coap(libcoap_port)

@@ -35,8 +35,17 @@ Exit status: 0 when every cell passed (cells that failed with a result code
 are listed), 1 when any cell did not, 2 on a usage error. Without root (no
 `ip netns`) it prints "skipped: <reason>" and exits 0.
 
-The last line of output is "RESULTS-JSON: [...]", one object per cell, for
-tests.
+The last line of output is the machine-readable result, for tests (the
+Markdown table is for people):
+
+    RESULTS-JSON: {"skipped": null, "seed": N, "passed": N, "failed": N,
+                   "cells": [{"cell": ..., "verdict": "PASS", "result": ...,
+                              "installed": "yes", ...}, ...]}
+
+("skipped" is the reason, and "cells" empty, when the matrix could not run.)
+
+It imports the test kit (Tests/support): `make faults` puts Tests on
+PYTHONPATH; by hand, `PYTHONPATH=Tests Tests/faults/fault_matrix.py ...`.
 """
 
 from __future__ import annotations
@@ -44,8 +53,6 @@ from __future__ import annotations
 import argparse
 import atexit
 import fnmatch
-import hashlib
-import itertools
 import json
 import os
 import random
@@ -61,13 +68,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-HERE = Path(__file__).resolve()
-REPO_ROOT = HERE.parents[2]
-sys.path.insert(0, str(REPO_ROOT / "Tests" / "interop"))
-sys.path.insert(0, str(HERE.parent))
-
-import client_support as cs  # noqa: E402
-import relay as relay_mod  # noqa: E402
+from support import cli
+from support.files import sha256_file
+from support.netns import NetnsPair, netem_args, netns_unavailable_reason, relay_stats, start_relay
+from support.paths import CLIENT, SERVER, default_bin_dir
+from support.procs import crashes
+from support.servers import Processes
 
 IMAGE_SIZE = 256 * 1024
 IMAGE_NAME = "fw256.bin"
@@ -136,43 +142,34 @@ class Outcome:
 # ---------------------------------------------------------------------------
 
 class Registry:
-    """Processes and namespace pairs created by this run, so that a signal or
-    an exception still removes them."""
+    """Processes (Popen) and namespace pairs (NetnsPair) created by this run,
+    so that a signal or an exception still removes them: the processes are
+    killed first, then the namespaces deleted."""
 
     def __init__(self):
         self.lock = threading.Lock()
-        self.procs: set = set()
-        self.pairs: set = set()
+        self.items: set = set()
 
-    def add_proc(self, popen):
+    def add(self, item):
         with self.lock:
-            self.procs.add(popen)
+            self.items.add(item)
 
-    def drop_proc(self, popen):
+    def drop(self, item):
         with self.lock:
-            self.procs.discard(popen)
-
-    def add_pair(self, pair):
-        with self.lock:
-            self.pairs.add(pair)
-
-    def drop_pair(self, pair):
-        with self.lock:
-            self.pairs.discard(pair)
+            self.items.discard(item)
 
     def cleanup(self):
         with self.lock:
-            procs, pairs = list(self.procs), list(self.pairs)
-            self.procs.clear()
-            self.pairs.clear()
-        for p in procs:
+            items = list(self.items)
+            self.items.clear()
+        for p in (i for i in items if isinstance(i, subprocess.Popen)):
             if p.poll() is None:
                 p.kill()
                 try:
                     p.wait(timeout=5)
                 except subprocess.TimeoutExpired:
                     pass
-        for pair in pairs:
+        for pair in (i for i in items if isinstance(i, NetnsPair)):
             try:
                 pair.close()
             except AssertionError as e:
@@ -187,21 +184,6 @@ def _on_signal(signum, _frame):
     REGISTRY.cleanup()
     print(f"fault matrix interrupted by signal {signum}; namespaces removed", file=sys.stderr, flush=True)
     os._exit(1)
-
-
-class FaultPair(cs.NetnsPair):
-    """client_support's veth pair with its own names and 10.78.<n>.0/24."""
-
-    _counter = itertools.count(1)
-
-    def __init__(self):
-        super().__init__()
-        k = next(FaultPair._counter)
-        tag = f"cfm{os.getpid() % 100000}x{k}"[-11:]
-        self.server_ns, self.client_ns = f"{tag}s", f"{tag}c"
-        self.server_if, self.client_if = f"{tag}a", f"{tag}b"
-        subnet = (os.getpid() + k) % 250 + 1
-        self.server_addr, self.client_addr = f"10.78.{subnet}.1", f"10.78.{subnet}.2"
 
 
 # ---------------------------------------------------------------------------
@@ -220,57 +202,41 @@ def run_cell(cell: Cell, *, bin_dir: Path, workdir: Path, trust: Path, repo: Pat
              seed: int, timeout: float, ack_timeout: float | None, cell_limit: float) -> Outcome:
     out = Outcome(cell.name, cell.loss, cell.delay, cell.dr, workdir=str(workdir))
     workdir.mkdir(parents=True)
-    pair = FaultPair()
-    REGISTRY.add_pair(pair)
-    server = relay = None
+    pair = NetnsPair(tag="cfm", net="10.78")  # names and addresses of its own
+    REGISTRY.add(pair)
+    procs = Processes(bin_dir, workdir)
     try:
         pair.open()
-        in_server = pair.exec_prefix(pair.server_ns)
-        in_client = pair.exec_prefix(pair.client_ns)
-
-        def probe(host, port, path):
-            return subprocess.run([*in_client, sys.executable, str(cs.HERE), "probe", host, str(port), path],
-                                  capture_output=True).returncode == 0
-
         # The server is up (probed over the clean veth) before any fault is on.
-        server = cs.start_our_server(bin_dir, repo, workdir, host=pair.server_addr, port=SERVER_PORT,
-                                     prefix=in_server,
-                                     ready=lambda: probe(pair.server_addr, SERVER_PORT, ".well-known/core"))
-        REGISTRY.add_proc(server.popen)
+        server = procs.server(repo, host=pair.server_addr, port=SERVER_PORT, prefix=pair.exec_prefix(pair.server_ns),
+                              ready=lambda _: pair.probe_from_client(SERVER_PORT))
+        REGISTRY.add(server.popen)
 
         loss, delay = cell.loss / 100, cell.delay / 1000
-        spec = relay_mod.netem_args(loss, delay, cell.dup, cell.reorder)
+        spec = netem_args(loss, delay, cell.dup, cell.reorder)
+        relay = None
         if pair.add_netem(tuple(spec)):
             out.link = "netem " + " ".join(spec)
             port = SERVER_PORT
         else:
             log(f"[{cell.name}] tc netem unavailable ({pair.netem_error}); using the user-space relay")
-            relay_log = workdir / "relay.log"
-            relay = cs.start_process("relay", [*in_server, sys.executable, str(HERE.parent / "relay.py"),
-                                               "--listen", f"{pair.server_addr}:{RELAY_PORT}",
-                                               "--upstream", f"{pair.server_addr}:{SERVER_PORT}",
-                                               "--loss", loss, "--delay", delay, "--dup", cell.dup,
-                                               "--reorder", cell.reorder, "--seed", seed,
-                                               "--stats-file", workdir / "relay.json"],
-                                     relay_log)
-            REGISTRY.add_proc(relay.popen)
-            cs.wait_for(lambda: "relay " in relay.log() or not relay.alive(), 10, what="relay start")
-            if not relay.alive():
-                raise AssertionError(f"relay did not start\n{relay.describe()}")
+            relay = start_relay(procs.start, pair, RELAY_PORT, SERVER_PORT, loss=loss, delay=delay, dup=cell.dup,
+                                reorder=cell.reorder, seed=seed, stats_file=workdir / "relay.json")
+            REGISTRY.add(relay.popen)
             out.link = f"relay seed {seed}"
             port = RELAY_PORT
 
         state = workdir / "state"
-        args = [*in_client, bin_dir / cs.CLIENT, "update", "--trust", trust, "--manufacturer", cs.MANUFACTURER,
-                "--model", MODEL, "--state", state, "--origin", f"coap://{pair.server_addr}:{port}",
-                "--timeout", f"{timeout:g}", "--json", "-vvv"]
+        args = [*pair.exec_prefix(pair.client_ns),
+                *cli.update_args(bin_dir, trust, MODEL, state, "--origin", f"coap://{pair.server_addr}:{port}",
+                                 "--timeout", f"{timeout:g}", "-vvv")]
         if ack_timeout is not None:
             args += ["--ack-timeout", f"{ack_timeout:g}"]
         (workdir / "client.cmd").write_text(" ".join(map(str, args)) + "\n")
         with open(workdir / "client.out", "wb") as stdout, open(workdir / "client.err", "wb") as stderr:
             started = time.monotonic()
             client = subprocess.Popen([str(a) for a in args], stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr)
-            REGISTRY.add_proc(client)
+            REGISTRY.add(client)
             try:
                 rc = client.wait(timeout=cell_limit)
             except subprocess.TimeoutExpired:
@@ -278,23 +244,20 @@ def run_cell(cell: Cell, *, bin_dir: Path, workdir: Path, trust: Path, repo: Pat
                 client.wait()
                 rc = None
             ended = time.monotonic()
-            REGISTRY.drop_proc(client)
+            REGISTRY.drop(client)
         out.wall = round(ended - started, 1)
         out.exit = rc
 
         if relay is not None:
             relay.stop()
-            REGISTRY.drop_proc(relay.popen)
-            out.relay = relay_mod.parse_stats(relay.log())
+            out.relay = relay_stats(relay.log())
             if out.relay is None:
                 out.reasons.append("the relay printed no counters")
             elif out.relay.get("last_down_sent") is not None:
                 out.stall = round(ended - out.relay["last_down_sent"], 1)
         else:
-            out.relay = {"netem": tc_stats(pair)}
-        problems = cs.stop_our_server(server)
-        REGISTRY.drop_proc(server.popen)
-        server = None
+            out.relay = {"netem": pair.tc_stats()}
+        problems = server.problems()
         out.reasons += [p.splitlines()[0] for p in problems]
         if problems:
             out.kind = "server-crash"
@@ -305,25 +268,15 @@ def run_cell(cell: Cell, *, bin_dir: Path, workdir: Path, trust: Path, repo: Pat
         out.reasons.append(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
         (workdir / "harness-error.txt").write_text(repr(e) + "\n" + str(e))
     finally:
-        for proc in (relay, server):
-            if proc is not None and proc.alive():
-                proc.stop()
-            if proc is not None:
-                REGISTRY.drop_proc(proc.popen)
+        started_here = list(procs.procs)
+        procs.stop_all()  # what matters was judged above
+        for proc in started_here:
+            REGISTRY.drop(proc.popen)
         try:
             pair.close()
         finally:
-            REGISTRY.drop_pair(pair)
+            REGISTRY.drop(pair)
     return out
-
-
-def tc_stats(pair) -> str:
-    parts = []
-    for ns, ifname in ((pair.server_ns, pair.server_if), (pair.client_ns, pair.client_if)):
-        proc = subprocess.run(["ip", "netns", "exec", ns, "tc", "-s", "qdisc", "show", "dev", ifname],
-                              capture_output=True, text=True)
-        parts.append(" ".join(proc.stdout.split()))
-    return " | ".join(parts)
 
 
 def judge(out: Outcome, workdir: Path, bin_dir: Path, state: Path, digest: str, timeout: float,
@@ -350,13 +303,13 @@ def judge(out: Outcome, workdir: Path, bin_dir: Path, state: Path, digest: str, 
     # What is on disk, whatever the client said.
     installed = state / "installed" / IMAGE_NAME
     if installed.exists():
-        out.installed = "yes" if cs.sha256_file(installed) == digest else "WRONG"
-    status = cs.run_binary(bin_dir, cs.CLIENT, "status", "--state", state, "--json", timeout=30, parse_json=True)
+        out.installed = "yes" if sha256_file(installed) == digest else "WRONG"
+    status = cli.status(bin_dir, state, check=False)
 
     hard, soft = [], []
     if out.installed == "WRONG":
         hard.append(f"{installed} differs from the image (SHA-256)")
-    crashed = [m for m in cs.CRASH_MARKERS if m in stderr]
+    crashed = crashes(stderr)
     if crashed:
         hard.append(f"client log shows a crash {crashed}")
     if status.returncode != 0 or status.json is None:
@@ -446,13 +399,8 @@ def table(outcomes: list[Outcome]) -> str:
 
 
 def prepare_release(bin_dir: Path, root: Path, seed: int) -> tuple[Path, Path, str]:
-    keys = cs.keygen(bin_dir, root / "keys")
-    image = root / IMAGE_NAME
-    data = random.Random(seed).randbytes(IMAGE_SIZE)
-    image.write_bytes(data)
-    repo = root / "repo"
-    cs.publish(bin_dir, repo, keys / "private.pem", MODEL, VERSION, image=image)
-    return keys / "public.pem", repo, hashlib.sha256(data).hexdigest()
+    rel = cli.make_release(bin_dir, root, size=IMAGE_SIZE, model=MODEL, version=VERSION, name=IMAGE_NAME, seed=seed)
+    return rel.trust, rel.repo, rel.digest
 
 
 def select_cells(cells: list[Cell], patterns: str | None) -> list[Cell]:
@@ -476,7 +424,7 @@ def main(argv=None) -> int:
                         help="the client's --ack-timeout (default: the client's, 2 s; --quick: 1 s)")
     parser.add_argument("--cell-limit", type=float, default=None,
                         help="kill a client still running after this many seconds: a hang (default 1800; --quick 600)")
-    parser.add_argument("--bin", type=Path, default=Path(os.environ.get("COAPFW_BIN", REPO_ROOT / ".build" / "debug")),
+    parser.add_argument("--bin", type=Path, default=default_bin_dir(),
                         help="folder of coap-fw-server and coap-fw-client (default $COAPFW_BIN or .build/debug)")
     parser.add_argument("--workdir", type=Path, default=None, help="keep every cell's logs and state here")
     parser.add_argument("--list", action="store_true", help="print the selected cells and exit")
@@ -495,11 +443,12 @@ def main(argv=None) -> int:
     jobs = max(1, args.jobs or (len(cells) if args.quick else 1))
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
 
-    reason = cs.netns_unavailable_reason()
+    reason = netns_unavailable_reason()
     if reason:
         print(f"skipped: {reason}")
+        print("RESULTS-JSON: " + json.dumps({"skipped": reason, "seed": seed, "passed": 0, "failed": 0, "cells": []}))
         return 0
-    for program in (cs.SERVER, cs.CLIENT):
+    for program in (SERVER, CLIENT):
         if not (args.bin / program).is_file():
             print(f"{args.bin / program}: not found (build first, or --bin / $COAPFW_BIN)", file=sys.stderr)
             return 2
@@ -560,7 +509,8 @@ def main(argv=None) -> int:
         shutil.rmtree(root, ignore_errors=True)
     elif bad:
         print(f"work folder kept: {root}")
-    print("RESULTS-JSON: " + json.dumps([o.__dict__ for o in outcomes]))
+    print("RESULTS-JSON: " + json.dumps({"skipped": None, "seed": seed, "passed": len(passed), "failed": len(bad),
+                                         "cells": [o.__dict__ for o in outcomes]}))
     return 1 if bad else 0
 
 

@@ -39,7 +39,9 @@ released_after_next / released_by_timer, bytes_forwarded, and coap_repeats
 in that direction: for "up", the client's retransmissions as they reach the
 relay, before any loss). `last_down_sent` / `last_up_sent` are
 time.monotonic() stamps (CLOCK_MONOTONIC, comparable across processes).
-`--stats-file` writes the same JSON to a file.
+`--stats-file` writes the same JSON to a file. (Tests read that line with
+support.netns.relay_stats, and netem's arguments for the same faults come
+from support.netns.netem_args.)
 """
 
 from __future__ import annotations
@@ -77,25 +79,6 @@ def seconds(text: str) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text}: seconds must be >= 0")
     return value
-
-
-def netem_args(loss: float, delay: float, dup: float, reorder: float) -> list[str]:
-    """The same faults as `tc qdisc add dev IF root netem ...` arguments, for
-    one direction (netem shapes a device's egress; put it on both veth ends).
-
-    netem only reorders while other packets wait in its delay queue
-    (reordered ones skip the delay), so reordering with no delay gets a 1 ms
-    delay to have something to jump ahead of."""
-    spec = []
-    if loss:
-        spec += ["loss", f"{loss * 100:g}%"]
-    if delay or reorder:
-        spec += ["delay", f"{max(delay * 1000, 1 if reorder else 0):g}ms"]
-    if dup:
-        spec += ["duplicate", f"{dup * 100:g}%"]
-    if reorder:
-        spec += ["reorder", f"{reorder * 100:g}%"]
-    return spec or ["delay", "0ms"]
 
 
 class Direction:
@@ -253,15 +236,6 @@ class Relay:
         out["last_down_sent"] = self.dirs["down"].last_sent
         out["started"] = self.started
         return out
-
-
-def parse_stats(log: str) -> dict | None:
-    """The JSON of the last "relay stats" line of a relay's output."""
-    found = None
-    for line in log.splitlines():
-        if line.startswith("relay stats "):
-            found = json.loads(line[len("relay stats "):])
-    return found
 
 
 def main(argv=None) -> int:

@@ -30,130 +30,44 @@ Each test builds its own keys, repositories and state under tmp_path.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import re
-import select
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-SERVER = "coap-fw-server"
-CLIENT = "coap-fw-client"
-MANUFACTURER = "example.com"
+from support import cli
+from support.files import seeded_bytes, sha256
+from support.paths import local_discovery_args, local_manifest_uri, model_path
+from support.ports import free_udp_port
+from support.procs import Proc
+
 MODEL = "c7960"
 IMAGE_NAME = "fw.bin"
-DOMAIN = "lan"
-LOCAL_HOST = f"_firmware.{DOMAIN}"
-MODEL_PATH = f".well-known/firmware/{MANUFACTURER}/{MODEL}"
-LOCAL_URI = f"coap://{LOCAL_HOST}/{MODEL_PATH}/manifest.cbor"
-MALICIOUS = Path(__file__).resolve().parent / "malicious_server.py"
+MODEL_PATH = model_path(MODEL)
+LOCAL_URI = local_manifest_uri(MODEL)
 
 # Small images (not multiples of the block size, so the last block is short).
 V1_SIZE = 24 * 1024 + 100
 V2_SIZE = 30 * 1024 + 300
 TIMEOUT = 3  # --timeout where a test has to wait for a silent server
 
-CRASH_MARKERS = ("Fatal error", "Segmentation fault", "Illegal instruction", "Precondition failed",
-                 "Assertion failed", "Traceback (most recent call last)")
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def make_image(size: int, seed: str) -> bytes:
-    """Deterministic, incompressible-looking bytes."""
-    out = bytearray()
-    counter = 0
-    while len(out) < size:
-        out += hashlib.sha256(f"{seed}/{counter}".encode()).digest()
-        counter += 1
-    return bytes(out[:size])
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def coap_probe(port: int, path: str = ".well-known/core", timeout: float = 0.3) -> str | None:
-    """One CON GET over a plain socket; the response code ("2.05") or None."""
-    token = os.urandom(4)
-    msg = bytearray([0x40 | len(token), 0x01]) + os.urandom(2) + token
-    last = 0
-    for seg in path.split("/"):
-        value = seg.encode()
-        delta, last = 11 - last, 11
-        assert len(value) < 13
-        msg += bytes([(delta << 4) | len(value)]) + value
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(timeout)
-        try:
-            sock.sendto(bytes(msg), ("127.0.0.1", port))
-            data, _ = sock.recvfrom(2048)
-        except (socket.timeout, ConnectionRefusedError):
-            return None
-        if data[4:4 + (data[0] & 15)] != token:
-            return None
-        return f"{data[1] >> 5}.{data[1] & 31:02d}"
-
-
-class Proc:
-    """A background process with its output in a log file."""
-
-    def __init__(self, name: str, popen: subprocess.Popen, log_path: Path, port: int):
-        self.name = name
-        self.popen = popen
-        self.log_path = log_path
-        self.port = port
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def authority(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def manifest_uri(self) -> str:
-        return f"coap://{self.authority()}/{MODEL_PATH}/manifest.cbor"
-
-    def stop(self) -> int:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-                raise AssertionError(f"{self.name} did not stop on SIGTERM\n{self.log()[-3000:]}")
-        return self.popen.returncode
-
 
 class Harness:
-    """Keys, releases, servers and client runs for one test."""
+    """Keys, releases, servers and client runs for one test (the servers are
+    the test's ``procs``: checked for a clean exit at teardown)."""
 
-    def __init__(self, tmp: Path, run, keygen, bin_dir: Path):
+    def __init__(self, tmp: Path, bin_dir: Path, keygen, procs):
         self.tmp = tmp
-        self.run = run
         self.bin_dir = bin_dir
+        self.procs = procs
         self.keys, _ = keygen("ES256", name="vendor-keys")
         self._keygen = keygen
         self._other_keys: Path | None = None
         self.state = tmp / "state"
-        self.procs: list[Proc] = []
-        self.v1 = make_image(V1_SIZE, "release 1.0.0")
-        self.v2 = make_image(V2_SIZE, "release 1.1.0")
+        self.v1 = seeded_bytes(V1_SIZE, "release 1.0.0")
+        self.v2 = seeded_bytes(V2_SIZE, "release 1.1.0")
 
     # -- keys and releases ------------------------------------------------
 
@@ -174,12 +88,8 @@ class Harness:
         src = self.tmp / "images" / f"{repo_name}-{version}" / IMAGE_NAME
         src.parent.mkdir(parents=True, exist_ok=True)
         src.write_bytes(image)
-        args = ["publish", "--repo", repo, "--key", (key_dir or self.keys) / "private.pem",
-                "--manufacturer", MANUFACTURER, "--model", model, "--version", version, "--image", src]
-        if timestamp is not None:
-            args += ["--timestamp", timestamp]
-        proc = self.run(SERVER, *args)
-        assert proc.returncode == 0, f"publish {version} failed:\n{proc.stdout}\n{proc.stderr}"
+        cli.publish(self.bin_dir, repo, (key_dir or self.keys) / "private.pem", model, version, image=src,
+                    timestamp=timestamp)
         return repo
 
     # -- servers ----------------------------------------------------------
@@ -187,77 +97,36 @@ class Harness:
     def serve(self, repo: Path) -> Proc:
         """Our coap-fw-server on a free loopback port, answering."""
         repo.mkdir(parents=True, exist_ok=True)
-        last_error = ""
-        for _ in range(5):
-            port = free_udp_port()
-            log_path = self.tmp / f"server-{len(self.procs)}-{port}.log"
-            with open(log_path, "wb") as log:
-                popen = subprocess.Popen(
-                    [str(self.bin_dir / SERVER), "serve", "--repo", str(repo), "--listen", f"127.0.0.1:{port}", "-v"],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-            proc = Proc(f"coap-fw-server ({repo.name})", popen, log_path, port)
-            self.procs.append(proc)
-            deadline = time.monotonic() + 15
-            while popen.poll() is None and time.monotonic() < deadline:
-                if coap_probe(port) == "2.05":
-                    return proc
-                time.sleep(0.05)
-            last_error = proc.log()
-            proc.stop()
-        raise AssertionError(f"coap-fw-server did not come up:\n{last_error[-3000:]}")
+        return self.procs.server(repo)
 
     def malicious(self, repo: Path, fault: str) -> Proc:
-        """malicious_server.py with one fault; its port comes on stdout."""
-        repo.mkdir(parents=True, exist_ok=True)
-        log_path = self.tmp / f"malicious-{len(self.procs)}.log"
-        with open(log_path, "wb") as log:
-            popen = subprocess.Popen(
-                [sys.executable, str(MALICIOUS), "--repo", str(repo), "--fault", fault, "--host", "127.0.0.1"],
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log)
-        proc = Proc(f"malicious_server ({fault})", popen, log_path, 0)
-        self.procs.append(proc)
-        ready, _, _ = select.select([popen.stdout], [], [], 15)
-        line = popen.stdout.readline().decode().strip() if ready else ""
-        assert line.isdigit(), f"malicious server printed no port ({line!r})\n{proc.log()[-3000:]}"
-        proc.port = int(line)
-        return proc
+        return self.procs.malicious(repo, fault)
 
-    def stop_all(self) -> list[str]:
-        problems = []
-        for proc in self.procs:
-            try:
-                rc = proc.stop()
-            except AssertionError as e:
-                problems.append(str(e))
-                continue
-            log = proc.log()
-            if rc != 0 or any(m in log for m in CRASH_MARKERS):
-                problems.append(f"{proc.name} exited with {rc}\n{log[-3000:]}")
-        return problems
+    @property
+    def repo_v2(self) -> Path:
+        return self.tmp / "repo-v2"
+
+    def v2_behind(self, fault: str) -> Proc:
+        """1.0.0 installed, and 1.1.0 (in ``repo_v2``) offered by a malicious
+        server with ``fault``."""
+        self.install_v1()
+        return self.malicious(self.publish(self.repo_v2.name, "1.1.0", self.v2), fault)
 
     # -- client -------------------------------------------------------------
 
     def update(self, *, local: Proc | int | None = None, origin: str | Proc | None = None,
-               timeout: float = TIMEOUT, extra=()) -> tuple[subprocess.CompletedProcess, dict]:
-        args = ["update", "--trust", self.trust, "--manufacturer", MANUFACTURER, "--model", MODEL,
-                "--state", self.state, "--timeout", timeout, "--json"]
+               timeout: float = TIMEOUT, extra=()) -> tuple[cli.Run, dict]:
+        args = ["--timeout", timeout]
         if local is not None:
-            port = local if isinstance(local, int) else local.port
-            args += ["--domain", DOMAIN, "--resolve", f"{LOCAL_HOST}:127.0.0.1:{port}"]
+            args += local_discovery_args(local if isinstance(local, int) else local.port)
         if origin is not None:
             args += ["--origin", origin.manifest_uri() if isinstance(origin, Proc) else origin]
-        args += list(extra)
-        proc = self.run(CLIENT, *args)
-        try:
-            report = json.loads(proc.stdout)
-        except json.JSONDecodeError:
-            raise AssertionError(f"update printed no JSON\n{describe(proc)}") from None
-        return proc, report
+        proc = cli.update(self.bin_dir, self.trust, MODEL, self.state, *args, *extra)
+        assert proc.json is not None, f"update printed no JSON\n{proc.describe()}"
+        return proc, proc.json
 
     def status(self) -> dict:
-        proc = self.run(CLIENT, "status", "--state", self.state, "--json")
-        assert proc.returncode == 0, describe(proc)
-        return json.loads(proc.stdout)
+        return cli.status(self.bin_dir, self.state).json
 
     def installed_bytes(self) -> bytes:
         return (self.state / "installed" / IMAGE_NAME).read_bytes()
@@ -267,10 +136,10 @@ class Harness:
         repo = self.publish("repo-v1", "1.0.0", self.v1)
         server = self.serve(repo)
         proc, report = self.update(origin=server)
-        assert (proc.returncode, report["result"]) == (0, "updated"), describe(proc)
+        assert (proc.returncode, report["result"]) == (0, "updated"), proc.describe()
         assert report["version"] == "1.0.0"
         assert self.installed_bytes() == self.v1
-        server.stop()
+        server.assert_clean_exit()
 
     def assert_v1_still_installed(self, context: str = "") -> None:
         status = self.status()
@@ -293,18 +162,9 @@ class Harness:
         assert installed == self.v2, f"installed {len(installed)} bytes sha256 {sha256(installed)}\n{context}"
 
 
-def describe(proc: subprocess.CompletedProcess) -> str:
-    return (f"command: {' '.join(map(str, proc.args))}\nexit: {proc.returncode}\n"
-            f"stdout: {proc.stdout}\nstderr: {proc.stderr[-4000:]}")
-
-
 @pytest.fixture
-def h(tmp_path: Path, run, keygen, bin_dir: Path):
-    harness = Harness(tmp_path, run, keygen, bin_dir)
-    yield harness
-    problems = harness.stop_all()
-    if problems:
-        pytest.fail("\n\n".join(problems), pytrace=False)
+def h(tmp_path: Path, bin_dir: Path, keygen, procs):
+    return Harness(tmp_path, bin_dir, keygen, procs)
 
 
 def block_requests(log: str, number: int, name: str = IMAGE_NAME) -> int:
@@ -323,11 +183,9 @@ def image_requests(log: str, name: str = IMAGE_NAME) -> int:
 
 @pytest.mark.parametrize("block_size", [1024, 128])
 def test_malicious_server_without_fault_serves_a_good_update(h, block_size):
-    h.install_v1()
-    repo = h.publish("repo-v2", "1.1.0", h.v2)
-    local = h.malicious(repo, "none")
+    local = h.v2_behind("none")
     proc, report = h.update(local=local, extra=["--block-size", block_size])
-    context = describe(proc) + "\n--- malicious server ---\n" + local.log()[-3000:]
+    context = proc.describe() + "\n--- malicious server ---\n" + local.log()[-3000:]
     assert proc.returncode == 0, context
     assert report["result"] == "updated", context
     assert report["source"] == LOCAL_URI
@@ -344,19 +202,36 @@ def test_malicious_server_without_fault_serves_a_good_update(h, block_size):
 # Transfer faults
 # ---------------------------------------------------------------------------
 
-# fault -> (result code, restarts expected: how often block 0 of the image is asked for)
+# fault (without its block number) -> the result code it must give
+FAULT_CODES = {
+    "flip-bit": "digest-mismatch",      # found when the digests are compared
+    "etag-change": "transfer-failed",
+    "truncate": "digest-mismatch",      # body shorter than the manifest's size
+    "extend": "digest-mismatch",        # body longer than the manifest's size
+    "wrong-size2": "transfer-failed",   # Size2 contradicts the signed size: rejected at once
+    "wrong-block": "transfer-failed",   # block at an unexpected offset
+    "stall": "transfer-failed",         # no next block within --timeout
+    "silent": "no-server",              # never answered anything
+}
+
+
+def fault_code(fault: str) -> str:
+    return FAULT_CODES[fault.partition(":")[0]]
+
+
+# fault -> restarts expected: how often block 0 of the image is asked for
 TRANSFER_FAULTS = {
-    "flip-bit:5": ("digest-mismatch", 1),       # found when the digests are compared
-    "flip-bit:0": ("digest-mismatch", 1),
-    "flip-bit:30": ("digest-mismatch", 1),      # the last (short) block
-    "etag-change:5": ("transfer-failed", 4),    # restart 3 times, then give up on this server
-    "truncate:5": ("digest-mismatch", 4),       # body shorter than the manifest's size
-    "extend:700": ("digest-mismatch", 4),       # body longer than the manifest's size
-    "wrong-size2": ("transfer-failed", 1),      # Size2 contradicts the signed size: rejected at once
-    "wrong-block:5": ("transfer-failed", 4),    # block at an unexpected offset
-    "stall:5": ("transfer-failed", 1),          # no next block within --timeout
-    "stall:0": ("transfer-failed", 1),          # answered the manifest, then nothing
-    "silent": ("no-server", 0),                 # never answered anything
+    "flip-bit:5": 1,
+    "flip-bit:0": 1,
+    "flip-bit:30": 1,       # the last (short) block
+    "etag-change:5": 4,     # restarts 3 times, then gives up on this server
+    "truncate:5": 4,
+    "extend:700": 4,
+    "wrong-size2": 1,
+    "wrong-block:5": 4,
+    "stall:5": 1,
+    "stall:0": 1,           # answered the manifest, then nothing
+    "silent": 0,
 }
 WAITS = {"stall:5", "stall:0", "silent"}
 
@@ -373,14 +248,12 @@ def check_failed_attempt(attempt: dict, fault: str, code: str, image_size: int):
 
 @pytest.mark.parametrize("fault", list(TRANSFER_FAULTS))
 def test_transfer_fault_with_no_other_server_keeps_old_firmware(h, fault):
-    code, block0 = TRANSFER_FAULTS[fault]
-    h.install_v1()
-    repo = h.publish("repo-v2", "1.1.0", h.v2)
-    local = h.malicious(repo, fault)
+    code, block0 = fault_code(fault), TRANSFER_FAULTS[fault]
+    local = h.v2_behind(fault)
     started = time.monotonic()
     proc, report = h.update(local=local)
     elapsed = time.monotonic() - started
-    context = describe(proc) + "\n--- malicious server ---\n" + local.log()[-4000:]
+    context = proc.describe() + "\n--- malicious server ---\n" + local.log()[-4000:]
 
     assert proc.returncode == 1, context
     assert report["result"] == code, context
@@ -399,13 +272,11 @@ def test_transfer_fault_with_no_other_server_keeps_old_firmware(h, fault):
 
 @pytest.mark.parametrize("fault", list(TRANSFER_FAULTS))
 def test_transfer_fault_falls_back_to_good_origin(h, fault):
-    code, _ = TRANSFER_FAULTS[fault]
-    h.install_v1()
-    repo = h.publish("repo-v2", "1.1.0", h.v2)
-    local = h.malicious(repo, fault)
-    good = h.serve(repo)  # the same release, served correctly
+    code = fault_code(fault)
+    local = h.v2_behind(fault)
+    good = h.serve(h.repo_v2)  # the same release, served correctly
     proc, report = h.update(local=local, origin=good)
-    context = describe(proc) + "\n--- malicious server ---\n" + local.log()[-4000:]
+    context = proc.describe() + "\n--- malicious server ---\n" + local.log()[-4000:]
 
     assert proc.returncode == 0, context
     assert report["result"] == "updated", context
@@ -427,34 +298,25 @@ def test_transfer_fault_falls_back_to_good_origin(h, fault):
 
 def test_fault_then_good_run_installs_the_right_bytes(h):
     """Nothing the faulty run staged leaks into the next run's install."""
-    h.install_v1()
-    repo = h.publish("repo-v2", "1.1.0", h.v2)
-    bad = h.malicious(repo, "flip-bit:3")
+    bad = h.v2_behind("flip-bit:3")
     proc, report = h.update(local=bad)
-    assert (proc.returncode, report["result"]) == (1, "digest-mismatch"), describe(proc)
+    assert (proc.returncode, report["result"]) == (1, "digest-mismatch"), proc.describe()
     h.assert_v1_still_installed()
     bad.stop()
-    good = h.malicious(repo, "none")
+    good = h.malicious(h.repo_v2, "none")
     proc, report = h.update(local=good)
-    assert (proc.returncode, report["result"]) == (0, "updated"), describe(proc)
+    assert (proc.returncode, report["result"]) == (0, "updated"), proc.describe()
     assert report["bytesTransferred"] == len(h.v2), "a failed digest leaves nothing to resume"
-    h.assert_v2_installed(describe(proc))
+    h.assert_v2_installed(proc.describe())
 
 
-@pytest.mark.parametrize("fault,code", [
-    ("flip-bit:100", "digest-mismatch"),
-    ("etag-change:40", "transfer-failed"),
-    ("truncate:40", "digest-mismatch"),
-    ("wrong-block:40", "transfer-failed"),
-    ("extend:30", "digest-mismatch"),
-])
-def test_transfer_fault_at_64_byte_blocks(h, fault, code):
+@pytest.mark.parametrize("fault", ["flip-bit:100", "etag-change:40", "truncate:40", "wrong-block:40", "extend:30"])
+def test_transfer_fault_at_64_byte_blocks(h, fault):
     """Block numbers count in the block size the client asked for."""
-    h.install_v1()
-    repo = h.publish("repo-v2", "1.1.0", h.v2)
-    local = h.malicious(repo, fault)
+    code = fault_code(fault)
+    local = h.v2_behind(fault)
     proc, report = h.update(local=local, extra=["--block-size", 64])
-    context = describe(proc) + "\n--- malicious server ---\n" + local.log()[-3000:]
+    context = proc.describe() + "\n--- malicious server ---\n" + local.log()[-3000:]
     assert proc.returncode == 1, context
     assert report["result"] == code, context
     assert [a["result"] for a in report["attempts"]] == [code]
@@ -463,20 +325,14 @@ def test_transfer_fault_at_64_byte_blocks(h, fault, code):
     h.assert_v1_still_installed(context)
 
 
-@pytest.mark.parametrize("fault,code", [
-    ("flip-bit:5", "digest-mismatch"),
-    ("etag-change:5", "transfer-failed"),
-    ("truncate:5", "digest-mismatch"),
-    ("wrong-size2", "transfer-failed"),
-])
-def test_transfer_fault_with_json_manifests(h, fault, code):
-    h.install_v1()
-    repo = h.publish("repo-v2", "1.1.0", h.v2)
-    local = h.malicious(repo, fault)
-    good = h.malicious(repo, "none")
+@pytest.mark.parametrize("fault", ["flip-bit:5", "etag-change:5", "truncate:5", "wrong-size2"])
+def test_transfer_fault_with_json_manifests(h, fault):
+    code = fault_code(fault)
+    local = h.v2_behind(fault)
+    good = h.malicious(h.repo_v2, "none")
     good_uri = f"coap://{good.authority()}/{MODEL_PATH}/manifest.json"
     proc, report = h.update(local=local, origin=good_uri, extra=["--format", "json"])
-    context = describe(proc) + "\n--- malicious server ---\n" + local.log()[-3000:]
+    context = proc.describe() + "\n--- malicious server ---\n" + local.log()[-3000:]
     assert proc.returncode == 0, context
     assert report["result"] == "updated" and report["source"] == good_uri, context
     local_json = LOCAL_URI.replace("manifest.cbor", "manifest.json")
@@ -487,13 +343,11 @@ def test_transfer_fault_with_json_manifests(h, fault, code):
 
 def test_slow_but_moving_transfer_is_not_cut_by_the_timeout(h):
     """--timeout bounds the wait without progress, not the whole transfer."""
-    h.install_v1()
-    repo = h.publish("repo-v2", "1.1.0", h.v2)
-    local = h.malicious(repo, "slow:150")  # 31 blocks: about 4.7 s, more than --timeout 3
+    local = h.v2_behind("slow:150")  # 31 blocks: about 4.7 s, more than --timeout 3
     started = time.monotonic()
     proc, report = h.update(local=local)
     elapsed = time.monotonic() - started
-    context = describe(proc) + "\n--- malicious server ---\n" + local.log()[-3000:]
+    context = proc.describe() + "\n--- malicious server ---\n" + local.log()[-3000:]
     assert elapsed > TIMEOUT, f"the transfer took only {elapsed:.1f} s; the test proves nothing"
     assert proc.returncode == 0, context
     assert report["result"] == "updated", context
@@ -503,11 +357,9 @@ def test_slow_but_moving_transfer_is_not_cut_by_the_timeout(h):
 
 def test_server_answering_with_smaller_blocks(h):
     """RFC 7959 §2.4: a server may answer with a smaller block than asked for."""
-    h.install_v1()
-    repo = h.publish("repo-v2", "1.1.0", h.v2)
-    local = h.malicious(repo, "max-szx:4")
+    local = h.v2_behind("max-szx:4")
     proc, report = h.update(local=local, extra=["--block-size", 1024])
-    context = describe(proc) + "\n--- malicious server ---\n" + local.log()[-3000:]
+    context = proc.describe() + "\n--- malicious server ---\n" + local.log()[-3000:]
     assert proc.returncode == 0, context
     assert report["result"] == "updated", context
     assert image_requests(local.log()) == -(-len(h.v2) // 256), context
@@ -527,10 +379,10 @@ def bad_release(h: Harness, kind: str) -> Path:
         # Published for c7961, then put where a c7960 looks for its manifest.
         scratch = h.publish("repo-scratch", "1.1.0", h.v2, model="c7961")
         repo = h.tmp / "repo-bad"
-        shutil.copytree(scratch / f".well-known/firmware/{MANUFACTURER}/c7961", repo / MODEL_PATH)
+        shutil.copytree(scratch / model_path("c7961"), repo / MODEL_PATH)
         return repo
     if kind == "older-version":
-        return h.publish("repo-bad", "0.9.0", make_image(V2_SIZE, "release 0.9.0"))
+        return h.publish("repo-bad", "0.9.0", seeded_bytes(V2_SIZE, "release 0.9.0"))
     if kind == "older-timestamp":
         # A higher version, signed earlier than the installed 1.0.0.
         return h.publish("repo-bad", "1.1.0", h.v2, timestamp="2020-01-01T00:00:00Z")
@@ -551,7 +403,7 @@ def test_manifest_fault_with_no_other_server_keeps_old_firmware(h, kind):
     h.install_v1()
     local = h.serve(bad_release(h, kind))
     proc, report = h.update(local=local)
-    context = describe(proc)
+    context = proc.describe()
     assert proc.returncode == 1, context
     assert report["result"] == code, context
     assert report["source"] is None and report["version"] == "1.0.0", context
@@ -568,7 +420,7 @@ def test_manifest_fault_falls_back_to_good_origin(h, kind):
     local = h.serve(bad_release(h, kind))
     good = h.serve(h.publish("repo-v2", "1.1.0", h.v2))
     proc, report = h.update(local=local, origin=f"coap://{good.authority()}")  # origin as a bare server URI
-    context = describe(proc)
+    context = proc.describe()
     assert proc.returncode == 0, context
     assert report["result"] == "updated", context
     assert report["source"] == good.manifest_uri(), "a bare origin means the standard manifest path"
@@ -585,7 +437,7 @@ def test_same_version_is_up_to_date_and_stops_discovery(h):
     # An origin with a newer release is not asked: the local manifest validated.
     origin = h.malicious(h.publish("repo-v2", "1.1.0", h.v2), "none")
     proc, report = h.update(local=local, origin=origin)
-    context = describe(proc)
+    context = proc.describe()
     assert proc.returncode == 0, context
     assert report["result"] == "up-to-date", context
     assert report["source"] == LOCAL_URI
@@ -602,11 +454,9 @@ def test_same_version_is_up_to_date_and_stops_discovery(h):
 
 
 def test_slot_too_small_is_refused_before_any_image_byte(h):
-    h.install_v1()
-    repo = h.publish("repo-v2", "1.1.0", h.v2)
-    local = h.malicious(repo, "none")
+    local = h.v2_behind("none")
     proc, report = h.update(local=local, extra=["--slot-size", len(h.v2) - 1])
-    context = describe(proc) + "\n--- server ---\n" + local.log()[-3000:]
+    context = proc.describe() + "\n--- server ---\n" + local.log()[-3000:]
     assert proc.returncode == 1, context
     assert report["result"] == "too-large", context
     assert report["bytesTransferred"] == 0, context
@@ -617,12 +467,10 @@ def test_slot_too_small_is_refused_before_any_image_byte(h):
 
 
 def test_slot_exactly_the_image_size_is_enough(h):
-    h.install_v1()
-    repo = h.publish("repo-v2", "1.1.0", h.v2)
-    local = h.malicious(repo, "none")
+    local = h.v2_behind("none")
     proc, report = h.update(local=local, extra=["--slot-size", len(h.v2)])
-    assert (proc.returncode, report["result"]) == (0, "updated"), describe(proc)
-    h.assert_v2_installed(describe(proc))
+    assert (proc.returncode, report["result"]) == (0, "updated"), proc.describe()
+    h.assert_v2_installed(proc.describe())
 
 
 def test_nothing_listening_anywhere_is_no_server(h):
@@ -632,7 +480,7 @@ def test_nothing_listening_anywhere_is_no_server(h):
     started = time.monotonic()
     proc, report = h.update(local=local_port, origin=origin)
     elapsed = time.monotonic() - started
-    context = describe(proc)
+    context = proc.describe()
     assert proc.returncode == 1, context
     assert report["result"] == "no-server", context
     assert report["source"] is None
@@ -646,7 +494,7 @@ def test_nothing_listening_anywhere_is_no_server(h):
 
 def test_nothing_installed_and_no_server(h):
     proc, report = h.update(local=free_udp_port())
-    assert proc.returncode == 1, describe(proc)
+    assert proc.returncode == 1, proc.describe()
     assert report["result"] == "no-server"
     assert report["version"] is None
     assert h.status()["version"] is None
@@ -659,7 +507,7 @@ def test_local_404_falls_back_to_good_origin(h):
     local = h.serve(empty)
     good = h.serve(h.publish("repo-v2", "1.1.0", h.v2))
     proc, report = h.update(local=local, origin=good)
-    context = describe(proc)
+    context = proc.describe()
     assert proc.returncode == 0, context
     assert report["result"] == "updated", context
     assert report["source"] == good.manifest_uri()
@@ -677,7 +525,7 @@ def test_local_404_only_fails_with_the_answering_servers_result(h):
     empty.mkdir()
     local = h.serve(empty)
     proc, report = h.update(local=local, origin=f"coap://127.0.0.1:{free_udp_port()}")
-    context = describe(proc)
+    context = proc.describe()
     assert proc.returncode == 1, context
     first, second = report["attempts"]
     assert second["result"] == "no-server", context
@@ -692,17 +540,15 @@ def test_local_404_only_fails_with_the_answering_servers_result(h):
     ("silent", "truncate:5", "digest-mismatch"),      # local never answered
 ])
 def test_every_server_fails_result_is_the_last_answering_servers(h, local_kind, origin_kind, expected):
-    h.install_v1()
-    repo = h.publish("repo-v2", "1.1.0", h.v2)
-    local = h.malicious(repo, local_kind)
+    local = h.v2_behind(local_kind)
     if origin_kind == "closed":
         origin_uri = f"coap://127.0.0.1:{free_udp_port()}/{MODEL_PATH}/manifest.cbor"
     elif origin_kind == "other-model":
         origin_uri = h.serve(bad_release(h, "other-model")).manifest_uri()
     else:
-        origin_uri = h.malicious(repo, origin_kind).manifest_uri()
+        origin_uri = h.malicious(h.repo_v2, origin_kind).manifest_uri()
     proc, report = h.update(local=local, origin=origin_uri)
-    context = describe(proc)
+    context = proc.describe()
     assert proc.returncode == 1, context
     assert report["result"] == expected, context
     assert report["source"] is None and report["version"] == "1.0.0", context

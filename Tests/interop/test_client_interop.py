@@ -24,44 +24,21 @@ on disk (the bytes and SHA-256 of STATE/installed/<name>), in `--json` and
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-FAULT_RELAY = Path(__file__).resolve().parents[1] / "faults" / "relay.py"
-
-from client_support import (
-    CLIENT,
-    HERE,
-    MANUFACTURER,
-    assert_installed,
-    assert_updated,
-    client_status,
-    client_update,
-    free_udp_port,
-    keygen,
-    local_discovery_args,
-    local_manifest_uri,
-    manifest_path,
-    model_path,
-    netns_unavailable_reason,
-    NetnsPair,
-    parse_relay_stats,
-    publish,
-    sha256_file,
-    start_aiocoap_fileserver,
-    start_our_server,
-    start_process,
-    stop_our_server,
-    wait_for,
-    write_random_file,
-)
+from support import cli
+from support.cli import assert_installed, assert_updated
+from support.envelopes import read_jws
+from support.files import sha256_file, write_random_file
+from support.netns import NetnsPair, netns_unavailable_reason, relay_stats, start_relay
+from support.paths import local_discovery_args, local_manifest_uri, manifest_path, model_path
+from support.ports import free_udp_port
+from support.procs import wait_for
 
 VERSION = "1.0.0"
 SINGLE_MODEL, SINGLE_SIZE = "c7960", 150 * 1024 + 777          # ~150 KiB, last block short
@@ -89,37 +66,32 @@ def published(bin_dir, tmp_path_factory):
     """Keys and a repository with a single-image release, a small one, and a
     three-component one, all 1.0.0."""
     root = tmp_path_factory.mktemp("client-interop")
-    keys = keygen(bin_dir, root / "keys")
+    keys = root / "keys"
+    cli.keygen(bin_dir, keys)
     repo = root / "repo"
     images = root / "images"
     releases = {}
     for model, size in ((SINGLE_MODEL, SINGLE_SIZE), (SMALL_MODEL, SMALL_SIZE)):
         image = images / f"{model}.bin"
         write_random_file(image, size)
-        publish(bin_dir, repo, keys / "private.pem", model, VERSION, image=image)
+        cli.publish(bin_dir, repo, keys / "private.pem", model, VERSION, image=image)
         releases[model] = Release(model, [(image.name, image, size)])
     parts = []
     for name, size in MULTI_COMPONENTS:
         path = images / f"{name}-part.bin"
         write_random_file(path, size)
         parts.append((name, path, size))
-    publish(bin_dir, repo, keys / "private.pem", MULTI_MODEL, VERSION,
-            components=[(name, path) for name, path, _ in parts])
+    cli.publish(bin_dir, repo, keys / "private.pem", MULTI_MODEL, VERSION,
+                components=[(name, path) for name, path, _ in parts])
     releases[MULTI_MODEL] = Release(MULTI_MODEL, parts)
     return {"root": root, "repo": repo, "trust": keys / "public.pem", "releases": releases}
 
 
 @pytest.fixture(scope="module")
-def servers(bin_dir, published, tmp_path_factory):
+def servers(published, module_procs):
     """Our server and aiocoap-fileserver serving the same repository folder."""
-    logs = tmp_path_factory.mktemp("server-logs")
-    ours = start_our_server(bin_dir, published["repo"], logs)
-    aio = start_aiocoap_fileserver(published["repo"], logs, manifest_path(SINGLE_MODEL))
-    yield {"ours": ours, "aiocoap": aio}
-    aio.stop()
-    problems = stop_our_server(ours)
-    if problems:
-        pytest.fail("\n\n".join(problems), pytrace=False)
+    return {"ours": module_procs.server(published["repo"]),
+            "aiocoap": module_procs.aiocoap_fileserver(published["repo"], manifest_path(SINGLE_MODEL))}
 
 
 def expected_images(release: Release):
@@ -140,8 +112,8 @@ def test_update_matrix(bin_dir, published, servers, tmp_path, which, fmt, block_
     release = published["releases"][model]
     state = tmp_path / "state"
 
-    run = client_update(bin_dir, published["trust"], model, state, *local_discovery_args(server.port),
-                        "--format", fmt, "--block-size", block_size, "--timeout", 10)
+    run = cli.update(bin_dir, published["trust"], model, state, *local_discovery_args(server.port),
+                     "--format", fmt, "--block-size", block_size, "--timeout", 10)
     assert_updated(run, VERSION, release.total)
     doc = run.json
     assert doc["source"] == local_manifest_uri(model, fmt), run.describe()
@@ -151,8 +123,8 @@ def test_update_matrix(bin_dir, published, servers, tmp_path, which, fmt, block_
     assert not (state / "staging" / "resume.json").exists(), "resume record left behind after install"
 
     # The same release again: up-to-date, nothing fetched, still exit 0.
-    again = client_update(bin_dir, published["trust"], model, state, *local_discovery_args(server.port),
-                          "--format", fmt, "--block-size", block_size, "--timeout", 10)
+    again = cli.update(bin_dir, published["trust"], model, state, *local_discovery_args(server.port),
+                       "--format", fmt, "--block-size", block_size, "--timeout", 10)
     assert again.returncode == 0 and again.json and again.json["result"] == "up-to-date", again.describe()
     assert again.json["bytesTransferred"] == 0 and again.json["version"] == VERSION, again.describe()
     assert_installed(bin_dir, state, VERSION, expected_images(release))
@@ -168,27 +140,21 @@ def test_multi_component(bin_dir, published, servers, tmp_path, which, fmt, bloc
     server = servers[which]
     release = published["releases"][MULTI_MODEL]
     state = tmp_path / "state"
-    run = client_update(bin_dir, published["trust"], MULTI_MODEL, state, "--origin",
-                        f"coap://127.0.0.1:{server.port}", "--format", fmt, "--block-size", block_size,
-                        "--timeout", 10)
+    run = cli.update(bin_dir, published["trust"], MULTI_MODEL, state, "--origin",
+                     f"coap://127.0.0.1:{server.port}", "--format", fmt, "--block-size", block_size,
+                     "--timeout", 10)
     assert_updated(run, VERSION, release.total)
     assert run.json["source"] == f"coap://127.0.0.1:{server.port}/{manifest_path(MULTI_MODEL, fmt)}", run.describe()
 
     # Every component installed, status lists them in the manifest's order.
     status = assert_installed(bin_dir, state, VERSION, expected_images(release))
-    signed = _jws_payload(published["repo"] / model_path(MULTI_MODEL) / "manifest.json")
+    signed = read_jws(published["repo"] / model_path(MULTI_MODEL) / "manifest.json").payload
     assert [c["name"] for c in signed["components"]] == [n for n, _ in MULTI_COMPONENTS]
     assert [c["name"] for c in status["components"]] == [n for n, _ in MULTI_COMPONENTS], status
     # Downloaded (written) in order: each image's last write is not older
     # than the previous component's.
     mtimes = [(state / "installed" / n).stat().st_mtime_ns for n, _ in MULTI_COMPONENTS]
     assert mtimes == sorted(mtimes), f"components written out of order: {mtimes}"
-
-
-def _jws_payload(path: Path) -> dict:
-    """The (unverified) manifest inside a flattened JWS file."""
-    payload = json.loads(path.read_text())["payload"]
-    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
 
 
 # ---------------------------------------------------------------------------
@@ -204,8 +170,8 @@ def test_origin_after_dead_local(bin_dir, published, servers, tmp_path, which, o
     full = f"coap://127.0.0.1:{server.port}/{manifest_path(SINGLE_MODEL, 'json')}"
     origin = full if origin_form == "full" else f"coap://127.0.0.1:{server.port}"
     state = tmp_path / "state"
-    run = client_update(bin_dir, published["trust"], SINGLE_MODEL, state, *local_discovery_args(dead),
-                        "--origin", origin, "--format", "json", "--timeout", 3)
+    run = cli.update(bin_dir, published["trust"], SINGLE_MODEL, state, *local_discovery_args(dead),
+                     "--origin", origin, "--format", "json", "--timeout", 3)
     assert_updated(run, VERSION, release.total)
     attempts = run.json["attempts"]
     assert [a["uri"] for a in attempts] == [local_manifest_uri(SINGLE_MODEL, "json"), full], run.describe()
@@ -229,56 +195,36 @@ def _read_resume(path: Path) -> dict | None:
     return doc if isinstance(doc, dict) else None
 
 
-def test_resume_after_kill(bin_dir, tmp_path):
-    keys = keygen(bin_dir, tmp_path / "keys")
-    repo = tmp_path / "repo"
-    image = tmp_path / "big.bin"
-    digest = write_random_file(image, RESUME_SIZE)
-    model = "c7960r"
-    publish(bin_dir, repo, keys / "private.pem", model, VERSION, image=image)
-    server = start_our_server(bin_dir, repo, tmp_path)
-    problems: list[str] = []
-    try:
-        state = tmp_path / "state"
-        resume = state / "staging" / "resume.json"
-        args = [bin_dir / CLIENT, "update", "--trust", keys / "public.pem", "--manufacturer", MANUFACTURER,
-                "--model", model, "--state", state, "--origin", f"coap://127.0.0.1:{server.port}",
-                "--block-size", 64, "--timeout", 10, "--json"]
-        first = start_process("client-1", args, tmp_path / "client-1.log")
-        try:
-            # 64-byte blocks: 8 MiB is ~131,000 exchanges (several seconds);
-            # wait for a resume record with progress, then kill -9.
-            record = wait_for(lambda: (r := _read_resume(resume)) and r.get("offset", 0) > 0 and r
-                              or (not first.alive() and "exited"),
-                              timeout=60, what="a resume record with offset > 0")
-            assert record != "exited", f"client finished before it could be killed\n{first.describe()}"
-            assert first.alive(), first.describe()
-            os.kill(first.popen.pid, signal.SIGKILL)
-            first.popen.wait(timeout=10)
-        finally:
-            if first.alive():
-                first.popen.kill()
-                first.popen.wait()
-        assert first.popen.returncode == -signal.SIGKILL
-        assert not (state / "installed").exists(), "something installed by the killed run"
-        record = _read_resume(resume)
-        assert record and 0 < record["offset"] < RESUME_SIZE, f"resume record after kill: {record}"
-        offset = record["offset"]
+def test_resume_after_kill(bin_dir, procs, tmp_path):
+    rel = cli.make_release(bin_dir, tmp_path, model="c7960r", version=VERSION, size=RESUME_SIZE, name="big.bin")
+    server = procs.server(rel.repo)
+    state = tmp_path / "state"
+    resume = state / "staging" / "resume.json"
+    origin = ["--origin", f"coap://127.0.0.1:{server.port}", "--block-size", 64, "--timeout", 10]
+    first = procs.start("client-1", cli.update_args(bin_dir, rel.trust, rel.model, state, *origin),
+                        check_exit=False)
+    # 64-byte blocks: 8 MiB is ~131,000 exchanges (several seconds);
+    # wait for a resume record with progress, then kill -9.
+    record = wait_for(lambda: (r := _read_resume(resume)) and r.get("offset", 0) > 0 and r
+                      or (not first.alive() and "exited"),
+                      timeout=60, what="a resume record with offset > 0")
+    assert record != "exited", f"client finished before it could be killed\n{first.describe()}"
+    assert first.alive(), first.describe()
+    assert first.stop(signal.SIGKILL) == -signal.SIGKILL
+    assert not (state / "installed").exists(), "something installed by the killed run"
+    record = _read_resume(resume)
+    assert record and 0 < record["offset"] < RESUME_SIZE, f"resume record after kill: {record}"
+    offset = record["offset"]
 
-        second = client_update(bin_dir, keys / "public.pem", model, state,
-                               "--origin", f"coap://127.0.0.1:{server.port}", "--block-size", 64,
-                               "--timeout", 10, "-vv", timeout=300)
-        assert_updated(second, VERSION)
-        transferred = second.json["bytesTransferred"]
-        assert 0 < transferred < RESUME_SIZE, f"did not resume: bytesTransferred {transferred}\n{second.describe()}"
-        assert transferred == RESUME_SIZE - offset, (
-            f"resumed from the wrong place: fetched {transferred}, record said {offset} of {RESUME_SIZE} were staged"
-            f"\n{second.describe()}")
-        assert_installed(bin_dir, state, VERSION, [(image.name, digest, RESUME_SIZE)])
-        assert not resume.exists(), "resume record left behind after install"
-    finally:
-        problems += stop_our_server(server)
-    assert not problems, "\n\n".join(problems)
+    second = cli.update(bin_dir, rel.trust, rel.model, state, *origin, "-vv", timeout=300)
+    assert_updated(second, VERSION)
+    transferred = second.json["bytesTransferred"]
+    assert 0 < transferred < RESUME_SIZE, f"did not resume: bytesTransferred {transferred}\n{second.describe()}"
+    assert transferred == RESUME_SIZE - offset, (
+        f"resumed from the wrong place: fetched {transferred}, record said {offset} of {RESUME_SIZE} were staged"
+        f"\n{second.describe()}")
+    assert_installed(bin_dir, state, VERSION, [(rel.image.name, rel.digest, RESUME_SIZE)])
+    assert not resume.exists(), "resume record left behind after install"
 
 
 # ---------------------------------------------------------------------------
@@ -289,35 +235,21 @@ LOSSY_SIZE = 256 * 1024
 
 
 @pytest.mark.slow
-def test_lossy_link(bin_dir, tmp_path):
+def test_lossy_link(bin_dir, procs, tmp_path):
     reason = netns_unavailable_reason()
     if reason:
         print(f"SKIP test_lossy_link: ip netns unavailable: {reason}")
         pytest.skip(f"ip netns unavailable: {reason}")
 
-    keys = keygen(bin_dir, tmp_path / "keys")
-    repo = tmp_path / "repo"
-    image = tmp_path / "lossy.bin"
-    digest = write_random_file(image, LOSSY_SIZE)
-    model = "c7960l"
-    publish(bin_dir, repo, keys / "private.pem", model, VERSION, image=image)
-
+    rel = cli.make_release(bin_dir, tmp_path, model="c7960l", version=VERSION, size=LOSSY_SIZE, name="lossy.bin")
     pair = NetnsPair()
-    server = relay = None
     problems: list[str] = []
     try:
         pair.open()
         port = 5683
-        in_server_ns = pair.exec_prefix(pair.server_ns)
-        in_client_ns = pair.exec_prefix(pair.client_ns)
-
-        def probe_from_client_ns(host, p, path):
-            return subprocess.run([*in_client_ns, sys.executable, str(HERE), "probe", host, str(p), path],
-                                  capture_output=True).returncode == 0
-
-        server = start_our_server(bin_dir, repo, tmp_path, host=pair.server_addr, port=port,
-                                  prefix=in_server_ns,
-                                  ready=lambda: probe_from_client_ns(pair.server_addr, port, ".well-known/core"))
+        procs.server(rel.repo, host=pair.server_addr, port=port, prefix=pair.exec_prefix(pair.server_ns),
+                     ready=lambda _: pair.probe_from_client(port))
+        relay = None
         if pair.add_netem():
             emulation = "tc netem loss 10% delay 20ms on both veth ends"
             target_port = port
@@ -327,41 +259,32 @@ def test_lossy_link(bin_dir, tmp_path):
             # The seed is printed so that a failing run can be replayed
             # (COAPFW_LOSSY_SEED=N): one exchange at a time, so the datagram
             # sequence, and with it the drop pattern, repeats.
-            relay_port = 5690
+            target_port = 5690
             seed = int(os.environ.get("COAPFW_LOSSY_SEED") or int.from_bytes(os.urandom(4), "big"))
-            relay = start_process("relay", [*in_server_ns, sys.executable, str(FAULT_RELAY),
-                                            "--listen", f"{pair.server_addr}:{relay_port}",
-                                            "--upstream", f"{pair.server_addr}:{port}",
-                                            "--loss", "0.1", "--delay", "0.02", "--seed", seed],
-                                  tmp_path / "relay.log")
-            wait_for(lambda: "relay " in relay.log() or not relay.alive(), 10, what="relay start")
-            assert relay.alive(), relay.describe()
+            relay = start_relay(procs.start, pair, target_port, port, loss=0.1, delay=0.02, seed=seed)
             emulation = (f"netem unavailable ({pair.netem_error}); user-space relay with loss 10% "
                          f"delay 20ms each way, seed {seed}")
-            target_port = relay_port
         print(f"lossy link: {pair.client_ns} -> {pair.server_ns} over veth, {emulation}")
 
         state = tmp_path / "state"
-        run = client_update(bin_dir, keys / "public.pem", model, state,
-                            "--origin", f"coap://{pair.server_addr}:{target_port}", "--timeout", 30,
-                            # A 40 ms round trip: ACK_TIMEOUT 1 s instead of RFC 7252's 2 s default keeps
-                            # this test shorter; the defaults run in the fault matrix (make faults).
-                            "--ack-timeout", "1",
-                            "-vv", prefix=in_client_ns, timeout=900)
+        run = cli.update(bin_dir, rel.trust, rel.model, state,
+                         "--origin", f"coap://{pair.server_addr}:{target_port}", "--timeout", 30,
+                         # A 40 ms round trip: ACK_TIMEOUT 1 s instead of RFC 7252's 2 s default keeps
+                         # this test shorter; the defaults run in the fault matrix (make faults).
+                         "--ack-timeout", "1",
+                         "-vv", prefix=pair.exec_prefix(pair.client_ns), timeout=900)
         print(f"lossy update took {run.elapsed:.1f} s")
         if relay is not None:
-            relay.stop()
-            stats = parse_relay_stats(relay.log())
+            problems += relay.problems()
+            stats = relay_stats(relay.log())
             print(f"relay: {stats}")
             assert stats and stats["up"]["dropped"] + stats["down"]["dropped"] > 0, (
                 f"the relay dropped nothing: {stats}\n{relay.describe()}")
         assert_updated(run, VERSION, LOSSY_SIZE)
-        assert_installed(bin_dir, state, VERSION, [(image.name, digest, LOSSY_SIZE)])
+        assert_installed(bin_dir, state, VERSION, [(rel.image.name, rel.digest, LOSSY_SIZE)])
     finally:
-        if relay is not None:
-            relay.stop()
-        if server is not None:
-            problems += stop_our_server(server)
+        # Stopped (and checked) before their namespaces go.
+        problems += procs.stop_all()
         pair.close()
     assert not problems, "\n\n".join(problems)
 
@@ -374,69 +297,54 @@ WRAP_SIZE = 66 * 1024 * 1024 + 12345
 
 
 @pytest.mark.slow
-def test_message_id_wrap(bin_dir, tmp_path):
+def test_message_id_wrap(bin_dir, procs, tmp_path):
     assert WRAP_SIZE // 1024 > 65536
-    keys = keygen(bin_dir, tmp_path / "keys")
-    repo = tmp_path / "repo"
-    image = tmp_path / "huge.bin"
-    digest = write_random_file(image, WRAP_SIZE)
-    model = "c7960w"
-    publish(bin_dir, repo, keys / "private.pem", model, VERSION, image=image)
-    image.unlink()  # the repository holds its own copy
-    aio = start_aiocoap_fileserver(repo, tmp_path, manifest_path(model))
-    try:
-        state = tmp_path / "state"
-        run = client_update(bin_dir, keys / "public.pem", model, state,
-                            "--origin", f"coap://127.0.0.1:{aio.port}", "--block-size", 1024,
-                            "--timeout", 30, "-vv", timeout=900)
-        sessions = run.stderr.count("new CoAP session")
-        print(f"66 MiB from aiocoap-fileserver at 1024-byte blocks: {run.elapsed:.1f} s, "
-              f"{sessions} CoAP sessions opened")
-        assert aio.alive(), aio.describe()
-        assert_updated(run, VERSION, WRAP_SIZE)
-        installed = state / "installed" / "huge.bin"
-        assert installed.stat().st_size == WRAP_SIZE
-        assert sha256_file(installed) == digest, "installed 66 MiB image differs from the published one"
-        status = client_status(bin_dir, state)
-        assert [(c["name"], c["size"], c["sha256"]) for c in status["components"]] == [
-            ("huge.bin", WRAP_SIZE, digest)], status
-    finally:
-        aio.stop()
+    rel = cli.make_release(bin_dir, tmp_path, model="c7960w", version=VERSION, size=WRAP_SIZE, name="huge.bin")
+    rel.image.unlink()  # the repository holds its own copy
+    aio = procs.aiocoap_fileserver(rel.repo, manifest_path(rel.model))
+    state = tmp_path / "state"
+    run = cli.update(bin_dir, rel.trust, rel.model, state, "--origin", f"coap://127.0.0.1:{aio.port}",
+                     "--block-size", 1024, "--timeout", 30, "-vv", timeout=900)
+    sessions = run.stderr.count("new CoAP session")
+    print(f"66 MiB from aiocoap-fileserver at 1024-byte blocks: {run.elapsed:.1f} s, "
+          f"{sessions} CoAP sessions opened")
+    assert aio.alive(), aio.describe()
+    assert_updated(run, VERSION, WRAP_SIZE)
+    installed = state / "installed" / "huge.bin"
+    assert installed.stat().st_size == WRAP_SIZE
+    assert sha256_file(installed) == rel.digest, "installed 66 MiB image differs from the published one"
+    status = cli.status(bin_dir, state).json
+    assert [(c["name"], c["size"], c["sha256"]) for c in status["components"]] == [
+        ("huge.bin", WRAP_SIZE, rel.digest)], status
 
 
 # ---------------------------------------------------------------------------
 # 5. coaps with a pre-shared key
 # ---------------------------------------------------------------------------
 
-def test_coaps_psk(bin_dir, published, tmp_path):
+def test_coaps_psk(bin_dir, published, server, tmp_path):
     psk = tmp_path / "psk.txt"
     psk.write_text("device-17:00112233445566778899aabbccddeeff\nother:0f0e0d0c0b0a09080706050403020100\n")
     client_psk = tmp_path / "client-psk.txt"
     client_psk.write_text("device-17:00112233445566778899aabbccddeeff\n")
     wrong_psk = tmp_path / "wrong-psk.txt"
     wrong_psk.write_text("device-17:ffeeddccbbaa99887766554433221100\n")
-    dtls_port = free_udp_port()
-    server = start_our_server(bin_dir, published["repo"], tmp_path, dtls_port=dtls_port, psk_file=psk)
+    srv = server(published["repo"], dtls=True, psk_file=psk)
     release = published["releases"][SINGLE_MODEL]
-    problems: list[str] = []
-    try:
-        origin = f"coaps://127.0.0.1:{dtls_port}"
-        good_state = tmp_path / "state-good"
-        run = client_update(bin_dir, published["trust"], SINGLE_MODEL, good_state, "--origin", origin,
-                            "--psk-file", client_psk, "--timeout", 10)
-        assert_updated(run, VERSION, release.total)
-        assert run.json["source"] == f"{origin}/{manifest_path(SINGLE_MODEL)}", run.describe()
-        assert_installed(bin_dir, good_state, VERSION, expected_images(release))
+    origin = f"coaps://127.0.0.1:{srv.dtls_port}"
+    good_state = tmp_path / "state-good"
+    run = cli.update(bin_dir, published["trust"], SINGLE_MODEL, good_state, "--origin", origin,
+                     "--psk-file", client_psk, "--timeout", 10)
+    assert_updated(run, VERSION, release.total)
+    assert run.json["source"] == f"{origin}/{manifest_path(SINGLE_MODEL)}", run.describe()
+    assert_installed(bin_dir, good_state, VERSION, expected_images(release))
 
-        bad_state = tmp_path / "state-bad"
-        bad = client_update(bin_dir, published["trust"], SINGLE_MODEL, bad_state, "--origin", origin,
-                            "--psk-file", wrong_psk, "--timeout", 5, timeout=120)
-        assert bad.returncode == 1, f"wrong PSK: expected exit 1\n{bad.describe()}"
-        assert bad.json and bad.json["result"] != "updated", bad.describe()
-        assert bad.json["result"] in ("no-server", "transfer-failed"), bad.describe()
-        assert bad.json["bytesTransferred"] == 0 and bad.json["version"] is None, bad.describe()
-        assert not (bad_state / "installed").exists(), "something installed over a wrong PSK"
-        assert server.alive(), server.describe()
-    finally:
-        problems += stop_our_server(server)
-    assert not problems, "\n\n".join(problems)
+    bad_state = tmp_path / "state-bad"
+    bad = cli.update(bin_dir, published["trust"], SINGLE_MODEL, bad_state, "--origin", origin,
+                     "--psk-file", wrong_psk, "--timeout", 5, timeout=120)
+    assert bad.returncode == 1, f"wrong PSK: expected exit 1\n{bad.describe()}"
+    assert bad.json and bad.json["result"] != "updated", bad.describe()
+    assert bad.json["result"] in ("no-server", "transfer-failed"), bad.describe()
+    assert bad.json["bytesTransferred"] == 0 and bad.json["version"] is None, bad.describe()
+    assert not (bad_state / "installed").exists(), "something installed over a wrong PSK"
+    assert srv.alive(), srv.describe()

@@ -28,7 +28,6 @@
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import json
 import os
 import random
@@ -42,19 +41,10 @@ from pathlib import Path
 
 import pytest
 
-from client_support import (
-    CLIENT,
-    CRASH_MARKERS,
-    MANUFACTURER,
-    assert_installed,
-    client_update,
-    keygen as make_keys,
-    publish,
-    run_binary,
-    sha256_file,
-    wait_for,
-    write_random_file,
-)
+from support import cli
+from support.cli import assert_installed
+from support.files import sha256_file, write_random_file
+from support.procs import crashes, wait_for
 
 MODEL = "crash1"
 BLOCK = 64
@@ -193,7 +183,7 @@ def expected_followup_bytes(state: Path) -> int:
 def check_consistent(bin_dir: Path, state: Path, expected: dict[str, dict[str, tuple[int, str]]]) -> str:
     """status works, reports a known version, every listed file matches; the
     installed link points at a release folder. Returns the version."""
-    status = run_binary(bin_dir, CLIENT, "status", "--state", state, "--json", timeout=30, parse_json=True)
+    status = cli.status(bin_dir, state, check=False)
     assert status.returncode == 0 and isinstance(status.json, dict), f"status failed after the kill\n{status.describe()}"
     doc = status.json
     version = doc.get("version")
@@ -305,7 +295,8 @@ def run_and_kill(args, log_path: Path, state: Path, trigger, deadline_s: float =
 
 
 def test_kill9_at_20_points(bin_dir, server, tmp_path):
-    keys = make_keys(bin_dir, tmp_path / "keys")
+    keys = tmp_path / "keys"
+    cli.keygen(bin_dir, keys)
     trust = keys / "public.pem"
     repo = tmp_path / "repo"
     images = tmp_path / "images"
@@ -323,15 +314,13 @@ def test_kill9_at_20_points(bin_dir, server, tmp_path):
                 pass
             expected[version][name] = (size, digest)
             files.append((name, path))
+        cli.publish(bin_dir, repo, keys / "private.pem", MODEL, version, components=files)
         if version == OLD_VERSION:
-            publish(bin_dir, repo, keys / "private.pem", MODEL, version, components=files)
             srv = server(repo)
             origin = f"coap://127.0.0.1:{srv.port}"
             template = tmp_path / "template"
-            first = client_update(bin_dir, trust, MODEL, template, "--origin", origin, "--block-size", BLOCK)
+            first = cli.update(bin_dir, trust, MODEL, template, "--origin", origin, "--block-size", BLOCK)
             assert first.returncode == 0 and first.json and first.json["result"] == "updated", first.describe()
-        else:
-            publish(bin_dir, repo, keys / "private.pem", MODEL, version, components=files)
     new_images = [(name, images / NEW_VERSION / f"{name}.img", size) for name, size in NEW_COMPONENTS]
     update_args = ["--origin", origin, "--block-size", BLOCK, "--timeout", 10]
 
@@ -341,7 +330,7 @@ def test_kill9_at_20_points(bin_dir, server, tmp_path):
         scratch = tmp_path / "baseline"
         shutil.rmtree(scratch, ignore_errors=True)
         shutil.copytree(template, scratch, symlinks=True)
-        run = client_update(bin_dir, trust, MODEL, scratch, *update_args)
+        run = cli.update(bin_dir, trust, MODEL, scratch, *update_args)
         return run if run.json and run.json.get("result") == "updated" and run.json.get("version") == NEW_VERSION else None
 
     baseline = wait_for(baseline_run, timeout=10, interval=0.3, what="the server to offer 1.1.0")
@@ -359,19 +348,18 @@ def test_kill9_at_20_points(bin_dir, server, tmp_path):
     for i, (group, label, trigger) in enumerate(points, 1):
         state = tmp_path / f"state-{i:02d}"
         shutil.copytree(template, state, symlinks=True)
-        args = [bin_dir / CLIENT, "update", "--trust", trust, "--manufacturer", MANUFACTURER, "--model", MODEL,
-                "--state", state, *update_args, "--json"]
+        args = cli.update_args(bin_dir, trust, MODEL, state, *update_args)
         killed, at, rc = run_and_kill(args, tmp_path / f"killed-{i:02d}.log", state, trigger)
         log = (tmp_path / f"killed-{i:02d}.log").read_text(errors="replace")
         where = observe(state) if killed else f"(finished first, exit {rc})"
         row = {"n": i, "group": group, "trigger": label, "at": at, "killed": killed, "where": where}
         rows.append(row)
         try:
-            assert not any(m in log for m in CRASH_MARKERS), f"client crashed before the kill:\n{log}"
+            assert not crashes(log), f"client crashed before the kill:\n{log}"
             version = check_consistent(bin_dir, state, expected)
             row["after_kill"] = version
             want_bytes = expected_followup_bytes(state)
-            follow = client_update(bin_dir, trust, MODEL, state, *update_args, "-v")
+            follow = cli.update(bin_dir, trust, MODEL, state, *update_args, "-v")
             row["result"] = (follow.json or {}).get("result", f"exit {follow.returncode}")
             row["bytes"] = (follow.json or {}).get("bytesTransferred")
             row["want"] = want_bytes
@@ -431,7 +419,8 @@ def _corrupt(path: Path, how: str):
 
 @pytest.mark.parametrize("how", ["truncated", "garbage", "empty", "wrong-shape", "missing"])
 def test_unreadable_release_json_is_an_error(how, bin_dir, server, tmp_path):
-    keys = make_keys(bin_dir, tmp_path / "keys")
+    keys = tmp_path / "keys"
+    cli.keygen(bin_dir, keys)
     trust = keys / "public.pem"
     old_image = tmp_path / "img" / "old" / "fw.bin"
     new_image = tmp_path / "img" / "new" / "fw.bin"
@@ -440,12 +429,12 @@ def test_unreadable_release_json_is_an_error(how, bin_dir, server, tmp_path):
     # repo_old offers only 1.0.0 (a downgrade for a device on 1.1.0);
     # repo_new offers 1.1.0, the version installed (a silent reinstall).
     repo_old, repo_new = tmp_path / "repo-old", tmp_path / "repo-new"
-    publish(bin_dir, repo_old, keys / "private.pem", MODEL, OLD_VERSION, image=old_image)
-    publish(bin_dir, repo_new, keys / "private.pem", MODEL, OLD_VERSION, image=old_image)
-    publish(bin_dir, repo_new, keys / "private.pem", MODEL, NEW_VERSION, image=new_image)
+    for repo, version, image in ((repo_old, OLD_VERSION, old_image), (repo_new, OLD_VERSION, old_image),
+                                 (repo_new, NEW_VERSION, new_image)):
+        cli.publish(bin_dir, repo, keys / "private.pem", MODEL, version, image=image)
     srv_old, srv_new = server(repo_old), server(repo_new)
     state = tmp_path / "state"
-    first = client_update(bin_dir, trust, MODEL, state, "--origin", f"coap://127.0.0.1:{srv_new.port}")
+    first = cli.update(bin_dir, trust, MODEL, state, "--origin", f"coap://127.0.0.1:{srv_new.port}")
     assert first.returncode == 0 and first.json and first.json["result"] == "updated", first.describe()
     assert_installed(bin_dir, state, NEW_VERSION, [("fw.bin", new_image, new_image.stat().st_size)])
 
@@ -456,12 +445,12 @@ def test_unreadable_release_json_is_an_error(how, bin_dir, server, tmp_path):
     releases_before = sorted(p.name for p in (state / "releases").iterdir())
 
     for srv in (srv_old, srv_new):
-        run = client_update(bin_dir, trust, MODEL, state, "--origin", f"coap://127.0.0.1:{srv.port}")
+        run = cli.update(bin_dir, trust, MODEL, state, "--origin", f"coap://127.0.0.1:{srv.port}")
         text = run.stdout + run.stderr
         assert run.returncode == 1, f"expected exit 1 for an unreadable release.json ({how})\n{run.describe()}"
         assert "release.json" in text, f"the error should name release.json\n{run.describe()}"
         assert not (run.json and run.json.get("result") in ("updated", "up-to-date")), run.describe()
-        assert not any(m in text for m in CRASH_MARKERS), run.describe()
+        assert not crashes(text), run.describe()
         assert os.readlink(state / "installed") == link_before, "the installed link changed"
         assert sorted(p.name for p in (state / "releases").iterdir()) == releases_before
         assert (record.read_bytes() if record.exists() else None) == corrupted, "release.json was rewritten"
@@ -469,6 +458,6 @@ def test_unreadable_release_json_is_an_error(how, bin_dir, server, tmp_path):
         staged = [p.name for p in (state / "staging").iterdir() if p.stat().st_size > 0]
         assert not staged, f"image bytes were downloaded despite the broken record: {staged}"
 
-    status = run_binary(bin_dir, CLIENT, "status", "--state", state, "--json", timeout=30)
+    status = cli.status(bin_dir, state, check=False)
     assert status.returncode == 1 and "release.json" in status.stdout + status.stderr, (
         f"status should fail naming release.json\n{status.describe()}")

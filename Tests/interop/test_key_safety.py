@@ -27,15 +27,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from client_support import (
-    CLIENT,
-    CRASH_MARKERS,
-    MANUFACTURER,
-    SERVER,
-    client_update,
-    run_binary,
-    write_random_file,
-)
+from support import cli
+from support.files import write_random_file
+from support.paths import CLIENT, MANUFACTURER, SERVER
+from support.procs import crashes
 
 MODEL = "keysafe"
 
@@ -104,11 +99,6 @@ def test_keygen_private_key_0600_under_umask_000(alg, bin_dir, tmp_path):
     assert mode == 0o600, f"private.pem rewritten with --force is {oct(mode)} (expected 0o600)"
 
 
-def _publish(bin_dir, repo, key, version, image, *extra):
-    return run_binary(bin_dir, SERVER, "publish", "--repo", repo, "--key", key, "--manufacturer", MANUFACTURER,
-                      "--model", MODEL, "--version", version, "--image", image, *extra, timeout=60)
-
-
 def test_publish_checks_the_key_file_behind_a_symlink(bin_dir, keygen, tmp_path, fw_repo):
     keys, _ = keygen("ES256")
     image = tmp_path / "in" / "fw.bin"
@@ -117,13 +107,13 @@ def test_publish_checks_the_key_file_behind_a_symlink(bin_dir, keygen, tmp_path,
     link = tmp_path / "key-link.pem"
     link.symlink_to(target)
     os.chmod(target, 0o644)
-    refused = _publish(bin_dir, fw_repo, link, "1.0.0", image)
+    refused = cli.publish(bin_dir, fw_repo, link, MODEL, "1.0.0", image=image, check=False)
     assert refused.returncode == 2, refused.describe()
     assert "chmod" in (refused.stdout + refused.stderr).lower(), refused.describe()
     assert not (fw_repo / ".well-known").exists(), "a refused publish wrote into the repository"
 
     os.chmod(target, 0o400)  # owner read-only: fine
-    ok = _publish(bin_dir, fw_repo, link, "1.0.0", image)
+    ok = cli.publish(bin_dir, fw_repo, link, MODEL, "1.0.0", image=image, check=False)
     assert ok.returncode == 0, ok.describe()
 
 
@@ -136,15 +126,14 @@ def test_private_key_never_in_output(bin_dir, server, coap_get, tmp_path):
 
     def keep(name, proc):
         texts[name] = proc.stdout + proc.stderr
-        assert not any(m in texts[name] for m in CRASH_MARKERS), f"{name} crashed\n{texts[name]}"
+        assert not crashes(texts[name]), f"{name} crashed\n{texts[name]}"
         return proc
 
     repo = tmp_path / "repo"
     keysets = {}
     for alg in ("ES256", "EdDSA"):
         out = tmp_path / f"keys-{alg}"
-        proc = keep(f"keygen {alg}", run_binary(bin_dir, SERVER, "keygen", "--alg", alg, "--out", out, "-vvv"))
-        assert proc.returncode == 0, proc.describe()
+        keep(f"keygen {alg}", cli.keygen(bin_dir, out, alg, "-vvv"))
         keysets[alg] = out
 
     image = tmp_path / "in" / "fw.bin"
@@ -154,16 +143,11 @@ def test_private_key_never_in_output(bin_dir, server, coap_get, tmp_path):
         model = f"{MODEL}-{alg.lower()}"
         models[alg] = model
         key = keys / "private.pem"
-        os.chmod(key, 0o644)  # refused, with a message about the file: must not quote it
-        proc = keep(f"publish {alg} insecure", run_binary(
-            bin_dir, SERVER, "publish", "--repo", repo, "--key", key, "--manufacturer", MANUFACTURER,
-            "--model", model, "--version", "1.0.0", "--image", image, "-vvv"))
-        assert proc.returncode == 2, proc.describe()
-        os.chmod(key, 0o600)
-        proc = keep(f"publish {alg}", run_binary(
-            bin_dir, SERVER, "publish", "--repo", repo, "--key", key, "--manufacturer", MANUFACTURER,
-            "--model", model, "--version", "1.0.0", "--image", image, "-vvv"))
-        assert proc.returncode == 0, proc.describe()
+        for label, mode, status in (("insecure", 0o644, 2), ("", 0o600, 0)):
+            os.chmod(key, mode)  # 0644 is refused, with a message about the file: must not quote it
+            proc = keep(f"publish {alg} {label}".strip(), cli.publish(bin_dir, repo, key, model, "1.0.0", image=image,
+                                                                       extra=["-vvv"], check=False))
+            assert proc.returncode == status, proc.describe()
 
     srv = server(repo, verbose=3)
     for alg, model in models.items():
@@ -172,20 +156,20 @@ def test_private_key_never_in_output(bin_dir, server, coap_get, tmp_path):
             _, data = coap_get(srv.uri(path), tmp_path / "fetched", "-b", "64")
             assert data == (repo / path).read_bytes(), f"fetch of {path} failed"
         state = tmp_path / f"state-{alg}"
-        run = client_update(bin_dir, keysets[alg] / "public.pem", model, state,
-                            "--origin", f"coap://127.0.0.1:{srv.port}", "-vvv")
+        run = cli.update(bin_dir, keysets[alg] / "public.pem", model, state,
+                         "--origin", f"coap://127.0.0.1:{srv.port}", "-vvv")
         keep(f"update {alg}", run)
         # (stdout is not checked as JSON here: see test_update_json_stdout_stays_json_with_vvv)
         assert run.returncode == 0 and '"result":"updated"' in run.stdout, run.describe()
-        verify = run_binary(bin_dir, CLIENT, "verify", "--trust", keysets[alg] / "public.pem",
+        verify = cli.run_binary(bin_dir, CLIENT, "verify", "--trust", keysets[alg] / "public.pem",
                             repo / base / "manifest.cbor", "--image", image, "-vvv")
         keep(f"verify {alg}", verify)
         # a private key given as --trust is refused: the refusal must not quote it
-        wrong = client_update(bin_dir, keysets[alg] / "private.pem", model, tmp_path / f"state-wrong-{alg}",
-                              "--origin", f"coap://127.0.0.1:{srv.port}", "-vvv")
+        wrong = cli.update(bin_dir, keysets[alg] / "private.pem", model, tmp_path / f"state-wrong-{alg}",
+                           "--origin", f"coap://127.0.0.1:{srv.port}", "-vvv")
         keep(f"update --trust private.pem {alg}", wrong)
         assert wrong.returncode == 2, wrong.describe()
-        status = run_binary(bin_dir, CLIENT, "status", "--state", state, "--json")
+        status = cli.status(bin_dir, state, check=False)
         keep(f"status {alg}", status)
     srv.stop()
     srv.assert_clean_exit()
@@ -220,15 +204,10 @@ def test_update_json_stdout_stays_json_with_verbose_logs(verbosity, bin_dir, ser
     """Logs go to stderr: with --json, stdout is one JSON object at any -v
     level (at -vvv libcoap's debug log also dumps every payload; on stdout it
     would both break --json and put raw bytes where scripts read results)."""
-    keys = tmp_path / "keys"
-    assert run_binary(bin_dir, SERVER, "keygen", "--alg", "ES256", "--out", keys).returncode == 0
-    image = tmp_path / "in" / "fw.bin"
-    write_random_file(image, 3000)
-    repo = tmp_path / "repo"
-    assert _publish(bin_dir, repo, keys / "private.pem", "1.0.0", image).returncode == 0
-    srv = server(repo)
-    run = client_update(bin_dir, keys / "public.pem", MODEL, tmp_path / "state",
-                        "--origin", f"coap://127.0.0.1:{srv.port}", verbosity)
+    rel = cli.make_release(bin_dir, tmp_path, model=MODEL, size=3000)
+    srv = server(rel.repo)
+    run = cli.update(bin_dir, rel.trust, MODEL, tmp_path / "state",
+                     "--origin", f"coap://127.0.0.1:{srv.port}", verbosity)
     assert run.returncode == 0, run.describe()
     assert run.json is not None and run.json.get("result") == "updated", (
         f"stdout of update --json {verbosity} is not one JSON object "
@@ -246,19 +225,10 @@ BAD_TRUST = ["private-pkcs8", "private-ed25519", "private-sec1", "empty", "garba
 @pytest.fixture(scope="module")
 def trust_setup(bin_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("trust")
-    keys = root / "keys"
-    proc = run_binary(bin_dir, SERVER, "keygen", "--alg", "ES256", "--out", keys)
-    assert proc.returncode == 0, proc.describe()
+    rel = cli.make_release(bin_dir, root, model=MODEL, size=4000)
     ed = root / "keys-ed"
-    proc = run_binary(bin_dir, SERVER, "keygen", "--alg", "EdDSA", "--out", ed)
-    assert proc.returncode == 0, proc.describe()
-    image = root / "in" / "fw.bin"
-    write_random_file(image, 4000)
-    repo = root / "repo"
-    proc = run_binary(bin_dir, SERVER, "publish", "--repo", repo, "--key", keys / "private.pem",
-                      "--manufacturer", MANUFACTURER, "--model", MODEL, "--version", "1.0.0", "--image", image)
-    assert proc.returncode == 0, proc.describe()
-    return {"root": root, "keys": keys, "ed": ed, "repo": repo}
+    cli.keygen(bin_dir, ed, "EdDSA")
+    return {"root": root, "keys": rel.keys, "ed": ed, "repo": rel.repo}
 
 
 def make_bad_trust(kind: str, setup, where: Path) -> Path:
@@ -295,15 +265,12 @@ def test_trust_file_that_is_not_a_public_key_is_refused(kind, together, trust_se
     srv = server(trust_setup["repo"])
     bad = make_bad_trust(kind, trust_setup, tmp_path)
     state = tmp_path / "state"
-    args = ["update", "--trust", bad]
-    if together:
-        args += ["--trust", trust_setup["keys"] / "public.pem"]
-    run = run_binary(bin_dir, CLIENT, *args, "--manufacturer", MANUFACTURER, "--model", MODEL,
-                     "--state", state, "--origin", f"coap://127.0.0.1:{srv.port}", "--json", "-v")
+    good = ["--trust", trust_setup["keys"] / "public.pem"] if together else []
+    run = cli.update(bin_dir, bad, MODEL, state, *good, "--origin", f"coap://127.0.0.1:{srv.port}", "-v")
     text = run.stdout + run.stderr
     assert run.returncode == 2, f"--trust {kind}: expected exit 2\n{run.describe()}"
     assert str(bad) in text, f"the message should name {bad}\n{run.describe()}"
-    assert not any(m in text for m in CRASH_MARKERS), run.describe()
+    assert not crashes(text), run.describe()
     assert not (state / "installed").exists(), f"something was installed with --trust {kind}"
     if state.exists():
         written = [str(p) for p in state.rglob("*") if p.is_file() and p.stat().st_size]
@@ -313,6 +280,6 @@ def test_trust_file_that_is_not_a_public_key_is_refused(kind, together, trust_se
         assert_no_secret({"update": text}, secrets_of(owner / "private.pem"), "the --trust file")
 
     # verify refuses it the same way
-    ver = run_binary(bin_dir, CLIENT, "verify", "--trust", bad,
-                     trust_setup["repo"] / ".well-known/firmware" / MANUFACTURER / MODEL / "manifest.cbor")
+    ver = cli.run_binary(bin_dir, CLIENT, "verify", "--trust", bad,
+                         trust_setup["repo"] / ".well-known/firmware" / MANUFACTURER / MODEL / "manifest.cbor")
     assert ver.returncode == 2 and str(bad) in ver.stdout + ver.stderr, ver.describe()

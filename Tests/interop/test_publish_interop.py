@@ -1,7 +1,7 @@
 """`coap-fw-server keygen` / `publish` checked with independent implementations.
 
 What our publisher writes is decoded and verified here with pycose (COSE_Sign1),
-cbor2 plus a small strict CBOR reader written for this file (deterministic
+cbor2 plus the test kit's strict CBOR reader (support.cbor: deterministic
 encoding, RFC 8949 §4.2.1), and cryptography (JWS signatures, key numbers,
 kids). Nothing here uses our Swift code except through the two binaries.
 """
@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
 import re
-import struct
-from collections import namedtuple
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urljoin, urlparse, unquote
@@ -30,11 +27,11 @@ from pycose.keys.curves import Ed25519 as CoseEd25519
 from pycose.keys.curves import P256 as CoseP256
 from pycose.messages import Sign1Message
 
-SERVER = "coap-fw-server"
-CLIENT = "coap-fw-client"
-
-MANUFACTURER = "example.com"
-MODEL = "c7960"
+from support import cli
+from support.cbor import CBORError, Tag, decode as cbor_decode
+from support.envelopes import b64u, b64u_decode, kid, read_cose, read_jws
+from support.files import snapshot
+from support.paths import MANUFACTURER, MODEL, model_dir
 
 TS_RFC3339 = "2025-11-24T16:00:00Z"
 TS_EPOCH = 1764000000  # the same instant
@@ -53,114 +50,9 @@ K_LOCATION, K_CRYPTO, K_KEY_INFO, K_SIZE, K_COMPONENTS, K_CRITICAL = 6, 7, 8, 9,
 KNOWN_KEYS = set(range(1, 12))
 
 
-def describe(proc) -> str:
-    return (
-        f"command: {' '.join(proc.args)}\n"
-        f"exit: {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
-    )
-
-
 # ---------------------------------------------------------------------------
-# A strict, independent CBOR reader
+# The strict CBOR reader (support.cbor) used below
 # ---------------------------------------------------------------------------
-
-Tag = namedtuple("Tag", "tag value")
-
-
-class CBORError(ValueError):
-    pass
-
-
-def cbor_decode(data: bytes, *, deterministic: bool = True):
-    """Decode exactly one CBOR item spanning all of ``data``.
-
-    Tags come back as ``Tag(tag, value)`` (no semantic conversion, so tag 1
-    stays an integer). With ``deterministic`` the RFC 8949 §4.2.1 core
-    deterministic rules are enforced: shortest-form arguments, definite
-    lengths only, map keys in bytewise lexicographic order of their encodings,
-    and (for this profile) no floating point. Duplicate map keys and
-    trailing bytes are always errors.
-    """
-    value, pos = _cbor_item(data, 0, deterministic)
-    if pos != len(data):
-        raise CBORError(f"{len(data) - pos} trailing byte(s) after the item at offset {pos}")
-    return value
-
-
-def _cbor_item(data: bytes, pos: int, det: bool):
-    if pos >= len(data):
-        raise CBORError("truncated: item expected")
-    start = pos
-    ib = data[pos]
-    pos += 1
-    major, ai = ib >> 5, ib & 0x1F
-    if ai < 24:
-        arg = ai
-    elif ai <= 27:
-        n = 1 << (ai - 24)
-        if pos + n > len(data):
-            raise CBORError(f"truncated argument at offset {start}")
-        raw = data[pos : pos + n]
-        pos += n
-        if major == 7 and ai >= 25:
-            if det:
-                raise CBORError(f"floating point value at offset {start}")
-            fmt = {25: ">e", 26: ">f", 27: ">d"}[ai]
-            return struct.unpack(fmt, raw)[0], pos
-        arg = int.from_bytes(raw, "big")
-        if det and arg < (24 if ai == 24 else 1 << (8 * (n // 2))):
-            raise CBORError(f"argument {arg} not in shortest form at offset {start}")
-    elif ai == 31:
-        raise CBORError(f"indefinite length / break at offset {start}")
-    else:
-        raise CBORError(f"reserved additional information {ai} at offset {start}")
-
-    if major == 0:
-        return arg, pos
-    if major == 1:
-        return -1 - arg, pos
-    if major in (2, 3):
-        if pos + arg > len(data):
-            raise CBORError(f"truncated string at offset {start}")
-        raw = bytes(data[pos : pos + arg])
-        pos += arg
-        if major == 3:
-            try:
-                return raw.decode("utf-8", errors="strict"), pos
-            except UnicodeDecodeError as e:
-                raise CBORError(f"invalid UTF-8 at offset {start}") from e
-        return raw, pos
-    if major == 4:
-        items = []
-        for _ in range(arg):
-            v, pos = _cbor_item(data, pos, det)
-            items.append(v)
-        return items, pos
-    if major == 5:
-        result = {}
-        previous = None
-        for _ in range(arg):
-            kstart = pos
-            k, pos = _cbor_item(data, pos, det)
-            kenc = bytes(data[kstart:pos])
-            if isinstance(k, (list, dict)):
-                raise CBORError(f"unhashable map key at offset {kstart}")
-            if k in result:
-                raise CBORError(f"duplicate map key {k!r} at offset {kstart}")
-            if det and previous is not None and kenc <= previous:
-                raise CBORError(f"map key {k!r} out of deterministic order at offset {kstart}")
-            previous = kenc
-            v, pos = _cbor_item(data, pos, det)
-            result[k] = v
-        return result, pos
-    if major == 6:
-        v, pos = _cbor_item(data, pos, det)
-        return Tag(arg, v), pos
-    # major 7, simple values
-    simple = {20: False, 21: True, 22: None}
-    if ai < 24 and arg in simple:
-        return simple[arg], pos
-    raise CBORError(f"unexpected simple value {arg} at offset {start}")
 
 
 def test_strict_cbor_reader_self_check():
@@ -187,16 +79,6 @@ def test_strict_cbor_reader_self_check():
 # ---------------------------------------------------------------------------
 
 
-def b64u(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def b64u_decode(text: str) -> bytes:
-    assert isinstance(text, str), f"base64url member is not a string: {text!r}"
-    assert re.fullmatch(r"[A-Za-z0-9_-]*", text), f"not unpadded base64url: {text[:60]!r}"
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 def pem_der(path: Path) -> bytes:
     """The DER body of a single-block PEM file, read without cryptography."""
     text = path.read_text()
@@ -214,7 +96,7 @@ def spki_der(pub) -> bytes:
 
 
 def kid_of(pub) -> bytes:
-    return hashlib.sha256(spki_der(pub)).digest()[:8]
+    return kid(spki_der(pub))
 
 
 def ec_xy(pub) -> tuple[bytes, bytes]:
@@ -274,24 +156,10 @@ def expected_cose_key(pub) -> dict:
 # ---------------------------------------------------------------------------
 
 
-def model_dir(repo: Path, manufacturer: str = MANUFACTURER, model: str = MODEL) -> Path:
-    return repo / ".well-known" / "firmware" / manufacturer / model
-
-
-def publish(run, repo: Path, key: Path, version: str, *, image=None, components=(),
-            timestamp=TS_RFC3339, digests=(), extra=(), model=MODEL):
-    args = ["publish", "--repo", repo, "--key", key, "--manufacturer", MANUFACTURER,
-            "--model", model, "--version", version]
-    if image is not None:
-        args += ["--image", image]
-    for name, path in components:
-        args += ["--component", f"{name}={path}"]
-    if timestamp is not None:
-        args += ["--timestamp", timestamp]
-    for d in digests:
-        args += ["--digest", d]
-    args += list(extra)
-    return run(SERVER, *args)
+def publish(bin_dir, repo: Path, key: Path, version: str, *, timestamp=TS_RFC3339, model=MODEL, **kw):
+    """support.cli.publish of MODEL at this file's fixed timestamp; the exit
+    status is the test's to check."""
+    return cli.publish(bin_dir, repo, key, model, version, timestamp=timestamp, check=False, **kw)
 
 
 def write_image(path: Path, size: int) -> Path:
@@ -300,52 +168,12 @@ def write_image(path: Path, size: int) -> Path:
     return path
 
 
-def snapshot(root: Path) -> dict:
-    """Every file and folder under root, with file bytes."""
-    if not root.exists():
-        return {}
-    out = {}
-    for p in sorted(root.rglob("*")):
-        rel = p.relative_to(root).as_posix()
-        out[rel] = p.read_bytes() if p.is_file() else "<dir>"
-    return out
-
-
 def resolve_location(manifest_path: Path, location: str) -> Path:
     """RFC 3986 reference resolution against the manifest's own (file) URI."""
     uri = urljoin(manifest_path.resolve().as_uri(), location)
     parsed = urlparse(uri)
     assert parsed.scheme == "file", f"location {location!r} resolved to non-file URI {uri}"
     return Path(unquote(parsed.path))
-
-
-def read_cose(path: Path):
-    """Decode manifest.cbor -> (protected bytes, unprotected, payload, signature)."""
-    data = path.read_bytes()
-    envelope = cbor_decode(data, deterministic=False)
-    assert isinstance(envelope, Tag), f"{path}: not tagged"
-    assert envelope.tag == 18, f"{path}: tag {envelope.tag}, expected 18 (COSE_Sign1)"
-    assert isinstance(envelope.value, list) and len(envelope.value) == 4
-    protected, unprotected, payload, signature = envelope.value
-    assert isinstance(protected, bytes) and isinstance(unprotected, dict)
-    assert isinstance(payload, bytes) and isinstance(signature, bytes)
-    # cbor2 must agree on the envelope
-    via_cbor2 = cbor2.loads(data)
-    assert isinstance(via_cbor2, cbor2.CBORTag) and via_cbor2.tag == 18
-    assert via_cbor2.value == [protected, unprotected, payload, signature]
-    return data, protected, unprotected, payload, signature
-
-
-def read_jws(path: Path):
-    jws = json.loads(path.read_text(encoding="utf-8"))
-    assert isinstance(jws, dict)
-    assert set(jws) == {"protected", "payload", "signature"}, f"JWS members: {sorted(jws)}"
-    header = json.loads(b64u_decode(jws["protected"]))
-    payload_bytes = b64u_decode(jws["payload"])
-    payload = json.loads(payload_bytes)
-    signature = b64u_decode(jws["signature"])
-    signing_input = (jws["protected"] + "." + jws["payload"]).encode("ascii")
-    return header, payload, signature, signing_input
 
 
 def check_cbor_digests(entries, image_bytes: bytes, digest_names, where: str):
@@ -429,7 +257,7 @@ def check_release(repo: Path, signer_pub_path: Path, alg: str, version: str, *,
     assert cbor_path.is_file() and json_path.is_file(), f"manifests missing under {mdir}"
 
     # ---- COSE_Sign1 -------------------------------------------------------
-    data, protected, unprotected, payload, signature = read_cose(cbor_path)
+    data, protected, unprotected, payload, signature, sig_structure = read_cose(cbor_path)
     assert cbor_decode(protected) == {1: COSE_ALG[alg]}, f"protected header {protected.hex()}"
     assert cbor2.loads(protected) == {1: COSE_ALG[alg]}
     assert unprotected == {4: kid}, f"unprotected header {unprotected!r}, kid should be {kid.hex()}"
@@ -439,7 +267,6 @@ def check_release(repo: Path, signer_pub_path: Path, alg: str, version: str, *,
     assert msg.verify_signature(), "pycose rejects the COSE_Sign1 signature"
     assert msg.payload == payload
     # and once more by hand, with cryptography over the Sig_structure
-    sig_structure = cbor2.dumps(["Signature1", protected, b"", payload])
     verify_raw(signer, alg, signature, sig_structure)
 
     # deterministic payload: our strict reader, and the cbor2 round trip
@@ -487,7 +314,7 @@ def check_release(repo: Path, signer_pub_path: Path, alg: str, version: str, *,
             assert published.read_bytes() == blob
 
     # ---- JWS ---------------------------------------------------------------
-    header, jm, jsig, signing_input = read_jws(json_path)
+    _, header, _, jm, jsig, signing_input = read_jws(json_path)
     assert header == {"alg": alg, "kid": b64u(kid)}, f"JWS header {header!r}"
     try:
         verify_raw(signer, alg, jsig, signing_input)
@@ -563,15 +390,14 @@ def test_keygen_writes_matching_pem_pair(alg, keygen):
 
 
 @pytest.mark.parametrize("alg", ["ES256", "EdDSA"])
-def test_keygen_refuses_to_overwrite_without_force(alg, keygen, run):
+def test_keygen_refuses_to_overwrite_without_force(alg, keygen, bin_dir):
     out, _ = keygen(alg)
     before = snapshot(out)
-    proc = run(SERVER, "keygen", "--alg", alg, "--out", out)
-    assert proc.returncode == 1, describe(proc)
+    proc = cli.keygen(bin_dir, out, alg, check=False)
+    assert proc.returncode == 1, proc.describe()
     assert snapshot(out) == before, "a refused keygen changed the key files"
 
-    proc = run(SERVER, "keygen", "--alg", alg, "--out", out, "--force")
-    assert proc.returncode == 0, describe(proc)
+    cli.keygen(bin_dir, out, alg, "--force")
     assert (out / "private.pem").read_bytes() != before["private.pem"]
     assert (out / "public.pem").read_bytes() != before["public.pem"]
     assert (out / "private.pem").stat().st_mode & 0o777 == 0o600
@@ -584,12 +410,12 @@ def test_keygen_refuses_to_overwrite_without_force(alg, keygen, run):
 
 @pytest.mark.parametrize("alg,timestamp", [("ES256", TS_RFC3339), ("EdDSA", str(TS_EPOCH))])
 @pytest.mark.parametrize("size", [3000, 100000])
-def test_single_image_release_interop(alg, timestamp, size, keygen, run, tmp_path, fw_repo):
+def test_single_image_release_interop(alg, timestamp, size, keygen, bin_dir, tmp_path, fw_repo):
     keys, _ = keygen(alg)
     image = write_image(tmp_path / "in" / f"fw-{size}.bin", size)
-    proc = publish(run, fw_repo, keys / "private.pem", "1.2.3", image=image,
+    proc = publish(bin_dir, fw_repo, keys / "private.pem", "1.2.3", image=image,
                    timestamp=timestamp, digests=["sha256", "sha512"])
-    assert proc.returncode == 0, describe(proc)
+    assert proc.returncode == 0, proc.describe()
 
     check_release(fw_repo, keys / "public.pem", alg, "1.2.3", images=[(image.name, image)],
                   single=True, digest_names=("sha256", "sha512"))
@@ -599,25 +425,24 @@ def test_single_image_release_interop(alg, timestamp, size, keygen, run, tmp_pat
 
     # and our own client accepts what our publisher wrote, with the image
     for name in ("manifest.cbor", "manifest.json"):
-        v = run(CLIENT, "verify", "--trust", keys / "public.pem", model_dir(fw_repo) / name,
-                "--image", image, "--json")
-        assert v.returncode == 0, describe(v)
-        out = json.loads(v.stdout)
+        v = cli.verify(bin_dir, keys / "public.pem", model_dir(fw_repo) / name, image)
+        assert v.returncode == 0, v.describe()
+        out = v.json
         assert out["result"] == "verified" and out["imagesChecked"] == 1
         assert out["alg"] == alg and out["kid"] == kid_of(load_public(keys / "public.pem")).hex()
 
 
 @pytest.mark.parametrize("alg", ["ES256", "EdDSA"])
-def test_multi_component_release_interop(alg, keygen, run, tmp_path, fw_repo):
+def test_multi_component_release_interop(alg, keygen, bin_dir, tmp_path, fw_repo):
     keys, _ = keygen(alg)
     comps = [
         ("bootloader", write_image(tmp_path / "in" / "boot.img", 3000)),
         ("application", write_image(tmp_path / "in" / "app.img", 100000)),
         ("config", write_image(tmp_path / "in" / "cfg.bin", 517)),
     ]
-    proc = publish(run, fw_repo, keys / "private.pem", "2.0.1", components=comps,
+    proc = publish(bin_dir, fw_repo, keys / "private.pem", "2.0.1", components=comps,
                    digests=["sha256", "sha512"])
-    assert proc.returncode == 0, describe(proc)
+    assert proc.returncode == 0, proc.describe()
 
     m, _ = check_release(fw_repo, keys / "public.pem", alg, "2.0.1", images=comps,
                          single=False, digest_names=("sha256", "sha512"))
@@ -626,27 +451,26 @@ def test_multi_component_release_interop(alg, keygen, run, tmp_path, fw_repo):
         src.name for _, src in comps
     )
 
-    v = run(CLIENT, "verify", "--trust", keys / "public.pem", model_dir(fw_repo) / "manifest.cbor",
-            *[a for _, src in comps for a in ("--image", src)], "--json")
-    assert v.returncode == 0, describe(v)
-    assert json.loads(v.stdout)["imagesChecked"] == 3
+    v = cli.verify(bin_dir, keys / "public.pem", model_dir(fw_repo) / "manifest.cbor", *[src for _, src in comps])
+    assert v.returncode == 0, v.describe()
+    assert v.json["imagesChecked"] == 3
 
 
-def test_default_digest_is_sha256(keygen, run, tmp_path, fw_repo):
+def test_default_digest_is_sha256(keygen, bin_dir, tmp_path, fw_repo):
     keys, _ = keygen("ES256")
     image = write_image(tmp_path / "in" / "firmware.bin", 3000)
-    proc = publish(run, fw_repo, keys / "private.pem", "1.0.0", image=image)
-    assert proc.returncode == 0, describe(proc)
+    proc = publish(bin_dir, fw_repo, keys / "private.pem", "1.0.0", image=image)
+    assert proc.returncode == 0, proc.describe()
     check_release(fw_repo, keys / "public.pem", "ES256", "1.0.0",
                   images=[(image.name, image)], single=True, digest_names=("sha256",))
 
 
-def test_sha384_digest(keygen, run, tmp_path, fw_repo):
+def test_sha384_digest(keygen, bin_dir, tmp_path, fw_repo):
     keys, _ = keygen("EdDSA")
     image = write_image(tmp_path / "in" / "firmware.bin", 4097)
-    proc = publish(run, fw_repo, keys / "private.pem", "1.0.0", image=image,
+    proc = publish(bin_dir, fw_repo, keys / "private.pem", "1.0.0", image=image,
                    digests=["sha384", "sha256"])
-    assert proc.returncode == 0, describe(proc)
+    assert proc.returncode == 0, proc.describe()
     check_release(fw_repo, keys / "public.pem", "EdDSA", "1.0.0",
                   images=[(image.name, image)], single=True, digest_names=("sha384", "sha256"))
 
@@ -654,13 +478,13 @@ def test_sha384_digest(keygen, run, tmp_path, fw_repo):
 @pytest.mark.parametrize("signer,announced", [
     ("ES256", "ES256"), ("ES256", "EdDSA"), ("EdDSA", "ES256"), ("EdDSA", "EdDSA"),
 ])
-def test_key_info_announces_next_key(signer, announced, keygen, run, tmp_path, fw_repo):
+def test_key_info_announces_next_key(signer, announced, keygen, bin_dir, tmp_path, fw_repo):
     keys, _ = keygen(signer, "current")
     nxt, _ = keygen(announced, "next")
     image = write_image(tmp_path / "in" / "firmware.bin", 3000)
-    proc = publish(run, fw_repo, keys / "private.pem", "1.0.0", image=image,
+    proc = publish(bin_dir, fw_repo, keys / "private.pem", "1.0.0", image=image,
                    extra=["--key-info", nxt / "public.pem"])
-    assert proc.returncode == 0, describe(proc)
+    assert proc.returncode == 0, proc.describe()
     next_pub = load_public(nxt / "public.pem")
     m, jm = check_release(fw_repo, keys / "public.pem", signer, "1.0.0",
                           images=[(image.name, image)], single=True, key_info_pub=next_pub)
@@ -687,113 +511,113 @@ def test_key_info_announces_next_key(signer, announced, keygen, run, tmp_path, f
 
 
 @pytest.fixture
-def published(keygen, run, tmp_path, fw_repo):
+def published(keygen, bin_dir, tmp_path, fw_repo):
     """A repository with release 1.0.0 (one 3000-byte image), ES256."""
     keys, _ = keygen("ES256")
     image = write_image(tmp_path / "in" / "firmware.bin", 3000)
-    proc = publish(run, fw_repo, keys / "private.pem", "1.0.0", image=image)
-    assert proc.returncode == 0, describe(proc)
+    proc = publish(bin_dir, fw_repo, keys / "private.pem", "1.0.0", image=image)
+    assert proc.returncode == 0, proc.describe()
     return keys, image
 
 
 def assert_refused(proc, status: int, *needles: str):
-    assert proc.returncode == status, describe(proc)
+    assert proc.returncode == status, proc.describe()
     text = (proc.stderr + proc.stdout).lower()
     for needle in needles:
-        assert needle.lower() in text, f"expected {needle!r} in the message\n{describe(proc)}"
+        assert needle.lower() in text, f"expected {needle!r} in the message\n{proc.describe()}"
 
 
-def test_republish_same_version_refused(published, run, tmp_path, fw_repo):
+def test_republish_same_version_refused(published, bin_dir, tmp_path, fw_repo):
     keys, _ = published
     before = snapshot(fw_repo)
     other = write_image(tmp_path / "in2" / "firmware.bin", 3000)
-    proc = publish(run, fw_repo, keys / "private.pem", "1.0.0", image=other)
+    proc = publish(bin_dir, fw_repo, keys / "private.pem", "1.0.0", image=other)
     assert_refused(proc, 1, "already published")
     assert snapshot(fw_repo) == before, "a refused publish changed the repository"
 
 
 @pytest.mark.parametrize("first,second", [("2.0.0", "1.9.9"), ("1.10.0", "1.9.0"), ("1.0.10", "1.0.9")])
-def test_lower_version_refused_as_rollback(first, second, keygen, run, tmp_path, fw_repo):
+def test_lower_version_refused_as_rollback(first, second, keygen, bin_dir, tmp_path, fw_repo):
     keys, _ = keygen("EdDSA")
     image = write_image(tmp_path / "in" / "firmware.bin", 3000)
-    proc = publish(run, fw_repo, keys / "private.pem", first, image=image)
-    assert proc.returncode == 0, describe(proc)
+    proc = publish(bin_dir, fw_repo, keys / "private.pem", first, image=image)
+    assert proc.returncode == 0, proc.describe()
     before = snapshot(fw_repo)
-    proc = publish(run, fw_repo, keys / "private.pem", second, image=image,
+    proc = publish(bin_dir, fw_repo, keys / "private.pem", second, image=image,
                    timestamp="2025-11-25T00:00:00Z")
     assert_refused(proc, 1, "rollback")
     assert snapshot(fw_repo) == before, "a refused publish changed the repository"
 
 
-def test_higher_version_compares_numerically(keygen, run, tmp_path, fw_repo):
+def test_higher_version_compares_numerically(keygen, bin_dir, tmp_path, fw_repo):
     keys, _ = keygen("ES256")
     image = write_image(tmp_path / "in" / "firmware.bin", 3000)
-    assert publish(run, fw_repo, keys / "private.pem", "1.9.0", image=image).returncode == 0
-    proc = publish(run, fw_repo, keys / "private.pem", "1.10.0", image=image,
+    assert publish(bin_dir, fw_repo, keys / "private.pem", "1.9.0", image=image).returncode == 0
+    proc = publish(bin_dir, fw_repo, keys / "private.pem", "1.10.0", image=image,
                    timestamp="2025-11-25T00:00:00Z")
-    assert proc.returncode == 0, describe(proc)
+    assert proc.returncode == 0, proc.describe()
     check_release(fw_repo, keys / "public.pem", "ES256", "1.10.0", images=[(image.name, image)],
                   single=True, timestamp=TS_EPOCH + 8 * 3600)
 
 
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660])
-def test_insecure_key_mode_refused(mode, published, run, tmp_path, fw_repo):
+def test_insecure_key_mode_refused(mode, published, bin_dir, tmp_path, fw_repo):
     keys, image = published
     before = snapshot(fw_repo)
     key = keys / "private.pem"
     os.chmod(key, mode)
-    proc = publish(run, fw_repo, key, "1.1.0", image=image)
+    proc = publish(bin_dir, fw_repo, key, "1.1.0", image=image)
     assert_refused(proc, 2, "chmod")
     assert str(key) in proc.stderr + proc.stdout, "the message should name the key file"
     assert snapshot(fw_repo) == before
 
-    proc = publish(run, fw_repo, key, "1.1.0", image=image, extra=["--allow-insecure-key"])
-    assert proc.returncode == 0, describe(proc)
+    proc = publish(bin_dir, fw_repo, key, "1.1.0", image=image, extra=["--allow-insecure-key"])
+    assert proc.returncode == 0, proc.describe()
     check_release(fw_repo, keys / "public.pem", "ES256", "1.1.0", images=[(image.name, image)],
                   single=True)
 
 
 @pytest.mark.parametrize("version", ["1.2", "1.2.3.4", "1.two.3", "1..3"])
-def test_bad_version_is_usage_error(version, published, run, fw_repo):
+def test_bad_version_is_usage_error(version, published, bin_dir, fw_repo):
     keys, image = published
     before = snapshot(fw_repo)
-    proc = publish(run, fw_repo, keys / "private.pem", version, image=image)
+    proc = publish(bin_dir, fw_repo, keys / "private.pem", version, image=image)
     assert_refused(proc, 2, version)
     assert snapshot(fw_repo) == before
 
 
-def test_missing_image_is_usage_error(published, run, tmp_path, fw_repo):
+def test_missing_image_is_usage_error(published, bin_dir, tmp_path, fw_repo):
     keys, _ = published
     before = snapshot(fw_repo)
     missing = tmp_path / "no-such-dir" / "missing.bin"
-    proc = publish(run, fw_repo, keys / "private.pem", "1.1.0", image=missing)
+    proc = publish(bin_dir, fw_repo, keys / "private.pem", "1.1.0", image=missing)
     assert_refused(proc, 2, str(missing))
     assert snapshot(fw_repo) == before
 
 
-def test_missing_component_is_usage_error(published, run, tmp_path, fw_repo):
+def test_missing_component_is_usage_error(published, bin_dir, tmp_path, fw_repo):
     keys, image = published
     before = snapshot(fw_repo)
     missing = tmp_path / "absent-app.bin"
-    proc = publish(run, fw_repo, keys / "private.pem", "1.1.0",
+    proc = publish(bin_dir, fw_repo, keys / "private.pem", "1.1.0",
                    components=[("boot", image), ("app", missing)])
     assert_refused(proc, 2, str(missing))
     assert snapshot(fw_repo) == before
 
 
-def test_no_image_is_usage_error(published, run, fw_repo):
+def test_no_image_is_usage_error(published, bin_dir, fw_repo):
     keys, _ = published
     before = snapshot(fw_repo)
-    proc = publish(run, fw_repo, keys / "private.pem", "1.1.0")
-    assert proc.returncode == 2, describe(proc)
+    proc = publish(bin_dir, fw_repo, keys / "private.pem", "1.1.0")
+    assert proc.returncode == 2, proc.describe()
     assert proc.stderr.strip(), "a usage error should say what is wrong"
     assert snapshot(fw_repo) == before
 
 
-def test_no_image_into_empty_repo_writes_nothing(keygen, run, fw_repo):
+def test_no_image_into_empty_repo_writes_nothing(keygen, bin_dir, fw_repo):
     keys, _ = keygen("EdDSA")
-    proc = publish(run, fw_repo, keys / "private.pem", "1.0.0")
-    assert proc.returncode == 2, describe(proc)
+    proc = publish(bin_dir, fw_repo, keys / "private.pem", "1.0.0")
+    assert proc.returncode == 2, proc.describe()
     assert not model_dir(fw_repo).exists() or not any(model_dir(fw_repo).iterdir())
 
 
@@ -802,16 +626,16 @@ def test_no_image_into_empty_repo_writes_nothing(keygen, run, fw_repo):
 # ---------------------------------------------------------------------------
 
 
-def test_force_republish_replaces_version_folder(published, run, tmp_path, fw_repo):
+def test_force_republish_replaces_version_folder(published, bin_dir, tmp_path, fw_repo):
     keys, old_image = published
     vdir = model_dir(fw_repo) / "1.0.0"
     old_cbor = (model_dir(fw_repo) / "manifest.cbor").read_bytes()
 
     # same file name, new content
     same_name = write_image(tmp_path / "in2" / "firmware.bin", 5000)
-    proc = publish(run, fw_repo, keys / "private.pem", "1.0.0", image=same_name,
+    proc = publish(bin_dir, fw_repo, keys / "private.pem", "1.0.0", image=same_name,
                    timestamp="2025-11-24T17:00:00Z", extra=["--force"])
-    assert proc.returncode == 0, describe(proc)
+    assert proc.returncode == 0, proc.describe()
     assert (model_dir(fw_repo) / "manifest.cbor").read_bytes() != old_cbor
     assert sorted(p.name for p in vdir.iterdir()) == ["firmware.bin"]
     assert (vdir / "firmware.bin").read_bytes() == same_name.read_bytes()
@@ -821,9 +645,9 @@ def test_force_republish_replaces_version_folder(published, run, tmp_path, fw_re
     # different file names: the old image must be gone
     comps = [("boot", write_image(tmp_path / "in3" / "boot.bin", 1200)),
              ("app", write_image(tmp_path / "in3" / "app.bin", 2400))]
-    proc = publish(run, fw_repo, keys / "private.pem", "1.0.0", components=comps,
+    proc = publish(bin_dir, fw_repo, keys / "private.pem", "1.0.0", components=comps,
                    timestamp="2025-11-24T18:00:00Z", extra=["--force"])
-    assert proc.returncode == 0, describe(proc)
+    assert proc.returncode == 0, proc.describe()
     assert sorted(p.name for p in vdir.iterdir()) == ["app.bin", "boot.bin"], (
         f"version folder after --force: {sorted(p.name for p in vdir.iterdir())}"
     )
@@ -831,12 +655,12 @@ def test_force_republish_replaces_version_folder(published, run, tmp_path, fw_re
                   timestamp=TS_EPOCH + 7200)
 
 
-def test_force_allows_lower_version(keygen, run, tmp_path, fw_repo):
+def test_force_allows_lower_version(keygen, bin_dir, tmp_path, fw_repo):
     keys, _ = keygen("EdDSA")
     image = write_image(tmp_path / "in" / "firmware.bin", 3000)
-    assert publish(run, fw_repo, keys / "private.pem", "2.0.0", image=image).returncode == 0
-    proc = publish(run, fw_repo, keys / "private.pem", "1.0.0", image=image,
+    assert publish(bin_dir, fw_repo, keys / "private.pem", "2.0.0", image=image).returncode == 0
+    proc = publish(bin_dir, fw_repo, keys / "private.pem", "1.0.0", image=image,
                    timestamp="2025-11-24T19:00:00Z", extra=["--force"])
-    assert proc.returncode == 0, describe(proc)
+    assert proc.returncode == 0, proc.describe()
     check_release(fw_repo, keys / "public.pem", "EdDSA", "1.0.0", images=[(image.name, image)],
                   single=True, timestamp=TS_EPOCH + 3 * 3600)

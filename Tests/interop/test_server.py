@@ -25,19 +25,11 @@ from aiocoap import Message
 from aiocoap.numbers.codes import Code
 from aiocoap.optiontypes import BlockOption, UintOption
 
-from conftest import (
-    LIBCOAP_CLIENT,
-    LIBCOAP_DTLS_CLIENT,
-    SERVER,
-    coap_message,
-    coap_probe,
-    content_etag,
-    sha256,
-    uri_path_options,
-)
+from support import cli, coap, paths
+from support.files import content_etag, sha256, write_random_file
+from support.paths import LIBCOAP_CLIENT, LIBCOAP_DTLS_CLIENT, MANUFACTURER, MODEL, SERVER
+from support.ports import free_udp_port
 
-MANUFACTURER = "example.com"
-MODEL = "c7960"
 BlockwiseTuple = BlockOption.BlockwiseTuple
 
 CF_COSE_SIGN1 = 18
@@ -45,8 +37,8 @@ CF_JSON = 50
 CF_OCTET_STREAM = 42
 
 
-def model_path(kind: str = "firmware", manufacturer: str = MANUFACTURER, model: str = MODEL) -> str:
-    return f".well-known/{kind}/{manufacturer}/{model}"
+def model_path(kind: str = "firmware", model: str = MODEL) -> str:
+    return paths.model_path(model, kind=kind)
 
 
 def segments(path: str) -> tuple[str, ...]:
@@ -132,22 +124,8 @@ def base_uri(server, host=None) -> str:
 
 
 def write_random(path: Path, size: int) -> bytes:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = os.urandom(size)
-    path.write_bytes(data)
-    return data
-
-
-def run_bin(bin_dir: Path, *args, timeout=20):
-    return subprocess.run([str(bin_dir / SERVER), *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def publish_into(bin_dir: Path, key: Path, repo: Path, version: str, image: Path, model=MODEL):
-    proc = run_bin(bin_dir, "publish", "--repo", repo, "--key", key, "--manufacturer",
-                   MANUFACTURER, "--model", model, "--version", version, "--image", image)
-    assert proc.returncode == 0, f"publish failed: {proc.stdout}\n{proc.stderr}"
-    return proc
+    write_random_file(path, size)
+    return path.read_bytes()
 
 
 def _split_outside_quotes(text: str, sep: str) -> list[str]:
@@ -185,25 +163,24 @@ def link_format(text: str) -> dict[str, dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def shared(bin_dir, tmp_path_factory, module_server_launcher):
+def shared(bin_dir, tmp_path_factory, module_procs):
     """Published with our own publisher: example.com/c7960 1.0.0 (200 KiB
     image), example.com/small 1.0.0 (20 KiB), example.com/c64 1.0.0 (64 KiB).
     Served on 127.0.0.1 and ::1 (same port) for the whole module. Tests using
     it must not change the repository."""
     root = tmp_path_factory.mktemp("shared")
     keys = root / "keys"
-    proc = run_bin(bin_dir, "keygen", "--alg", "ES256", "--out", keys)
-    assert proc.returncode == 0, proc.stderr
+    cli.keygen(bin_dir, keys)
     repo = root / "repo"
     images = {}
     for model, size in (("c7960", 200 * 1024 + 123), ("small", 20 * 1024 + 7), ("c64", 64 * 1024)):
         src = root / "src" / model / "fw.bin"
         data = write_random(src, size)
-        publish_into(bin_dir, keys / "private.pem", repo, "1.0.0", src, model=model)
+        cli.publish(bin_dir, repo, keys / "private.pem", model, "1.0.0", image=src)
         path = f"{model_path(model=model)}/1.0.0/fw.bin"
         assert (repo / path).read_bytes() == data
         images[model] = SimpleNamespace(path=path, data=data)
-    server = module_server_launcher.start(repo, hosts=["127.0.0.1", "::1"])
+    server = module_procs.server(repo, hosts=["127.0.0.1", "::1"])
     mdir = repo / model_path()
     return SimpleNamespace(
         repo=repo, server=server, images=images, big=images["c7960"], small=images["small"],
@@ -221,15 +198,14 @@ def own_release(bin_dir, tmp_path):
     def make(size=4096, name="fw.bin"):
         keys = tmp_path / "own-keys"
         if not keys.exists():
-            proc = run_bin(bin_dir, "keygen", "--alg", "ES256", "--out", keys)
-            assert proc.returncode == 0, proc.stderr
+            cli.keygen(bin_dir, keys)
         repo = tmp_path / "own-repo"
         ns = SimpleNamespace(repo=repo, key=keys / "private.pem")
 
         def publish(version, size, name=name):
             src = tmp_path / "src" / version / name
             data = write_random(src, size)
-            publish_into(bin_dir, ns.key, repo, version, src)
+            cli.publish(bin_dir, repo, ns.key, MODEL, version, image=src)
             return SimpleNamespace(path=f"{model_path()}/{version}/{name}", data=data)
 
         ns.publish = publish
@@ -906,8 +882,8 @@ def test_block_beyond_end_is_a_client_error(shared):
 
 
 def garbage_datagrams(rng: random.Random, count: int, image_path: str):
-    img = uri_path_options(image_path)
-    manifest = uri_path_options(f"{model_path()}/manifest.cbor")
+    img = coap.uri_path_options(image_path)
+    manifest = coap.uri_path_options(f"{model_path()}/manifest.cbor")
 
     def rbytes(n):
         return bytes(rng.getrandbits(8) for _ in range(n))
@@ -916,10 +892,6 @@ def garbage_datagrams(rng: random.Random, count: int, image_path: str):
         tkl = rng.randint(0, 8) if tkl is None else tkl
         mtype = rng.randint(0, 3) if mtype is None else mtype
         return bytes([0x40 | (mtype << 4) | tkl, code]) + rbytes(2) + rbytes(min(tkl, 8))
-
-    def block2(num, szx, more=0):
-        v = (num << 4) | (more << 3) | szx
-        return v.to_bytes(max(1, (v.bit_length() + 7) // 8), "big") if v else b""
 
     for i in range(count):
         kind = i % 14
@@ -940,20 +912,20 @@ def garbage_datagrams(rng: random.Random, count: int, image_path: str):
         elif kind == 6:  # huge / malformed Block2 on an image
             num = rng.choice([0xFFFFF, 0x7FFFF, rng.randint(100, 0xFFFFF), 1 << 19])
             szx = rng.randint(0, 7)
-            value = rng.choice([block2(num, szx), rbytes(4), rbytes(5), b"", b"\x00\x00\x00"])
-            yield coap_message(0, 1, rng.getrandbits(16), rbytes(rng.randint(0, 8)),
+            value = rng.choice([coap.block2(num, szx), rbytes(4), rbytes(5), b"", b"\x00\x00\x00"])
+            yield coap.encode(0, 1, rng.getrandbits(16), rbytes(rng.randint(0, 8)),
                                img + [(23, value)])
         elif kind == 7:  # zero-length tokens, valid and not so valid requests
-            opts = rng.choice([img, manifest, uri_path_options(".well-known/core"), []])
-            extra = rng.choice([[], [(23, block2(rng.randint(0, 50), rng.randint(0, 6)))],
+            opts = rng.choice([img, manifest, coap.uri_path_options(".well-known/core"), []])
+            extra = rng.choice([[], [(23, coap.block2(rng.randint(0, 50), rng.randint(0, 6)))],
                                 [(6, b"")], [(6, b"\x00\x00\x00\x00")], [(17, b"\x32")],
                                 [(17, b"\x00\x00\x00\x00\x00")], [(4, rbytes(8))], [(60, rbytes(4))]])
-            yield coap_message(rng.choice([0, 1]), 1, rng.getrandbits(16), b"", opts + extra)
+            yield coap.encode(rng.choice([0, 1]), 1, rng.getrandbits(16), b"", opts + extra)
         elif kind == 8:  # payload marker with no payload
-            yield coap_message(0, 1, rng.getrandbits(16), rbytes(2), manifest) + b"\xff"
+            yield coap.encode(0, 1, rng.getrandbits(16), rbytes(2), manifest) + b"\xff"
         elif kind == 9:  # odd codes and types
             code = rng.choice([0, 5, 6, 7, 8, 31, 0x41, 0x45, 0x84, 0xA0, 0xE1, 0xFF])
-            yield coap_message(rng.randint(0, 3), code, rng.getrandbits(16),
+            yield coap.encode(rng.randint(0, 3), code, rng.getrandbits(16),
                                rbytes(rng.randint(0, 8)), rng.choice([[], manifest, img]),
                                rbytes(rng.randint(0, 30)))
         elif kind == 10:  # empty message with a token or options (format error)
@@ -961,20 +933,20 @@ def garbage_datagrams(rng: random.Random, count: int, image_path: str):
         elif kind == 11:  # strange Uri-Path segments
             seg = rng.choice([b"..", b".", b"", rbytes(8), b"\xff\xfe\xc0\xaf", b"a" * 255,
                               b"%00", b"/etc/passwd", b"\x00", "é".encode() * 100])
-            opts = uri_path_options(model_path()) + [(11, seg)] * rng.randint(1, 3)
-            yield coap_message(0, 1, rng.getrandbits(16), rbytes(4), opts)
+            opts = coap.uri_path_options(model_path()) + [(11, seg)] * rng.randint(1, 3)
+            yield coap.encode(0, 1, rng.getrandbits(16), rbytes(4), opts)
         elif kind == 12:  # many options, unknown options, proxy options
             opts = list(img)
             for _ in range(rng.randint(1, 40)):
                 opts.append((rng.choice([1, 3, 4, 5, 6, 7, 8, 12, 14, 15, 17, 20, 28, 35, 39, 60,
                                          rng.randint(1, 65000)]), rbytes(rng.randint(0, 12))))
-            yield coap_message(rng.randint(0, 1), 1, rng.getrandbits(16), rbytes(2), opts)
+            yield coap.encode(rng.randint(0, 1), 1, rng.getrandbits(16), rbytes(2), opts)
         else:  # very many Uri-Path options, or an observe on an image with Block2
             if rng.random() < 0.5:
-                yield coap_message(0, 1, rng.getrandbits(16), rbytes(3), [(11, b"x")] * 300)
+                yield coap.encode(0, 1, rng.getrandbits(16), rbytes(3), [(11, b"x")] * 300)
             else:
-                yield coap_message(0, 1, rng.getrandbits(16), rbytes(3),
-                                   img + [(6, b""), (23, block2(rng.randint(0, 0xFFFFF), 6))])
+                yield coap.encode(0, 1, rng.getrandbits(16), rbytes(3),
+                                   img + [(6, b""), (23, coap.block2(rng.randint(0, 0xFFFFF), 6))])
 
 
 def test_garbage_datagrams_do_not_hurt(own_release, server, coap_get, tmp_path):
@@ -1006,7 +978,7 @@ def test_garbage_datagrams_do_not_hurt(own_release, server, coap_get, tmp_path):
     assert srv.alive(), srv.describe()
     assert received > 0, "the server answered none of the well-formed requests among the garbage"
     # still healthy: answers at once, serves whole bodies to libcoap and aiocoap
-    assert coap_probe("127.0.0.1", srv.port, timeout=2) == "2.05"
+    assert coap.probe("127.0.0.1", srv.port, timeout=2) == "2.05"
     proc, got = coap_get(srv.uri(rel.first.path), tmp_path / "after.bin", "-b", 256)
     assert got is not None and sha256(got) == sha256(rel.first.data), proc.stderr
 
@@ -1154,7 +1126,7 @@ def test_sigint_stops_within_two_seconds(own_release, server, tmp_path):
         observer.terminate()
         observer.wait(5)
     assert rc == 0 and elapsed <= 2.0, f"SIGINT: exit {rc} after {elapsed:.2f} s\n{srv.describe()}"
-    srv.assert_clean_exit(rc)
+    srv.assert_clean_exit()
 
 
 def run_serve_expecting_exit(bin_dir, *args, timeout=8):
@@ -1172,8 +1144,6 @@ def run_serve_expecting_exit(bin_dir, *args, timeout=8):
 
 @pytest.mark.parametrize("kind", ["missing", "file"])
 def test_bad_repo_is_usage_error(bin_dir, tmp_path, kind):
-    from conftest import free_udp_port
-
     repo = tmp_path / "no-such-repo"
     if kind == "file":
         repo = tmp_path / "a-file"

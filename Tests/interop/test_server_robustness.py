@@ -33,8 +33,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import socket
-import struct
 import shutil
 import subprocess
 import time
@@ -43,17 +41,11 @@ from pathlib import Path
 import cbor2
 import pytest
 
-from client_support import (
-    CRASH_MARKERS,
-    MANUFACTURER,
-    client_status,
-    client_update,
-    coap_get_code,
-    free_udp_port,
-    keygen as make_keys,
-    publish,
-    write_random_file,
-)
+from support import cli, coap
+from support.files import write_random_file
+from support.paths import MANUFACTURER
+from support.ports import free_udp_port
+from support.procs import crashes, proc_status_kib
 
 MODEL = "robust1"
 BASE = f".well-known/firmware/{MANUFACTURER}/{MODEL}"
@@ -63,15 +55,11 @@ BASE = f".well-known/firmware/{MANUFACTURER}/{MODEL}"
 def release(bin_dir, tmp_path):
     """Keys and a repository with 1.0.0 of MODEL (image fw.bin, 32 KiB + 5)
     and of a second model."""
-    keys = make_keys(bin_dir, tmp_path / "keys")
-    repo = tmp_path / "repo"
-    image = tmp_path / "in" / "fw.bin"
-    write_random_file(image, 32 * 1024 + 5)
-    publish(bin_dir, repo, keys / "private.pem", MODEL, "1.0.0", image=image)
+    rel = cli.make_release(bin_dir, tmp_path, model=MODEL, size=32 * 1024 + 5)
     other = tmp_path / "in2" / "other.bin"
     write_random_file(other, 9000)
-    publish(bin_dir, repo, keys / "private.pem", MODEL + "b", "1.0.0", image=other)
-    return {"keys": keys, "repo": repo, "image": image, "other": other}
+    cli.publish(bin_dir, rel.repo, rel.key, MODEL + "b", "1.0.0", image=other)
+    return {"keys": rel.keys, "repo": rel.repo, "image": rel.image, "other": other}
 
 
 def replace_file(path: Path, data: bytes):
@@ -126,14 +114,14 @@ def test_garbage_manifest_served_as_is_and_rejected(kind, release, bin_dir, serv
             f"{len(garbage)} garbage bytes as they are on disk\n{proc.stderr[-2000:]}")
 
     state = tmp_path / "state"
-    run = client_update(bin_dir, release["keys"] / "public.pem", MODEL, state,
-                        "--origin", f"coap://127.0.0.1:{srv.port}", "--format", fmt, "--timeout", 10)
+    run = cli.update(bin_dir, release["keys"] / "public.pem", MODEL, state,
+                     "--origin", f"coap://127.0.0.1:{srv.port}", "--format", fmt, "--timeout", 10)
     assert run.returncode == 1, f"expected exit 1\n{run.describe()}"
     assert run.json and run.json.get("result") == "bad-manifest", f"expected bad-manifest\n{run.describe()}"
     assert run.json.get("bytesTransferred") == 0, run.describe()
-    assert not any(m in run.stderr for m in CRASH_MARKERS), run.describe()
+    assert not crashes(run.stderr), run.describe()
     assert not (state / "installed").exists(), "something was installed from a garbage manifest"
-    assert client_status(bin_dir, state)["version"] is None
+    assert cli.status(bin_dir, state).json["version"] is None
     staged = [p.name for p in (state / "staging").iterdir()] if (state / "staging").exists() else []
     assert not staged, f"staging after a garbage manifest: {staged}"
     assert srv.alive(), srv.describe()
@@ -205,10 +193,10 @@ def test_image_deleted_during_slow_transfer(how, release, bin_dir, server, coap_
     else:
         assert error.startswith("4.") or error.startswith("5."), f"not a clean CoAP error: {error}"
         assert original.startswith(body), "bytes received before the failure are not the image's"
-    assert not any(m in srv.log() for m in CRASH_MARKERS), srv.describe()
+    assert not crashes(srv.log()), srv.describe()
 
     # the server is still fine: the deleted path is gone, other files are served
-    assert coap_get_code("127.0.0.1", srv.port, f"{BASE}/1.0.0/fw.bin", timeout=2) == "4.04"
+    assert coap.probe("127.0.0.1", srv.port, f"{BASE}/1.0.0/fw.bin", timeout=2) == "4.04"
     _, data = coap_get(srv.uri(f".well-known/firmware/{MANUFACTURER}/{MODEL}b/1.0.0/other.bin"), tmp_path / "o", "-b", "64")
     assert data == release["other"].read_bytes(), "another image is no longer served correctly"
     _, data = coap_get(srv.uri(f"{BASE}/manifest.cbor"), tmp_path / "m")
@@ -219,13 +207,6 @@ def test_image_deleted_during_slow_transfer(how, release, bin_dir, server, coap_
 # ---------------------------------------------------------------------------
 # (c) 500 sequential clients
 # ---------------------------------------------------------------------------
-
-def vm_rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError(f"no VmRSS for {pid}")
-
 
 def test_500_sequential_clients(release, bin_dir, server, tmp_path):
     repo = release["repo"]
@@ -249,15 +230,15 @@ def test_500_sequential_clients(release, bin_dir, server, tmp_path):
         if got != expected:
             bad.append((i, " ".join(args), len(got) if got is not None else None, proc.stderr[-300:]))
         if i in (50, 500):
-            rss[i] = vm_rss_kib(srv.pid)
+            rss[i] = proc_status_kib(srv.pid)
     elapsed = time.monotonic() - started
     print(f"\n500 sequential clients in {elapsed:.1f} s; server VmRSS after 50: {rss[50]} KiB, "
           f"after 500: {rss[500]} KiB (+{rss[500] - rss[50]} KiB); wrong answers: {len(bad)}")
     assert not bad, f"{len(bad)} of 500 fetches got wrong bytes, first: {bad[:5]}"
     assert rss[500] - rss[50] <= 5 * 1024, f"server VmRSS grew {rss[500] - rss[50]} KiB from fetch 50 to 500"
     assert srv.alive(), srv.describe()
-    assert coap_get_code("127.0.0.1", srv.port, f"{BASE}/manifest.cbor", timeout=2) == "2.05"
-    assert not any(m in srv.log() for m in CRASH_MARKERS), srv.describe()
+    assert coap.probe("127.0.0.1", srv.port, f"{BASE}/manifest.cbor", timeout=2) == "2.05"
+    assert not crashes(srv.log()), srv.describe()
 
 
 # ---------------------------------------------------------------------------
@@ -277,68 +258,36 @@ def data_with_zero_first_hash_byte(size: int) -> bytes:
     raise AssertionError("no such content found")
 
 
-def raw_block_get(port: int, path: str, number: int, szx: int = 2) -> dict[int, bytes]:
-    """One CON GET with Block2 from a fresh socket (a new server session);
-    returns the response's options {number: value} (last one of each)."""
-    token = os.urandom(4)
-    msg = bytearray([0x40 | len(token), 0x01]) + os.urandom(2) + token
-    options = [(11, seg.encode()) for seg in path.split("/")]
-    value = (number << 4) | szx
-    options.append((23, value.to_bytes(1 if value < 256 else 2 if value < 65536 else 3, "big")))
-    last = 0
-    for num, val in options:
-        delta, length = num - last, len(val)
-        last = num
-        assert delta < 269 and length < 269
-        dn, dx = (delta, b"") if delta < 13 else (13, bytes([delta - 13]))
-        ln, lx = (length, b"") if length < 13 else (13, bytes([length - 13]))
-        msg += bytes([(dn << 4) | ln]) + dx + lx + val
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(3)
-        sock.sendto(bytes(msg), ("127.0.0.1", port))
-        while True:
-            data, _ = sock.recvfrom(4096)
-            if data[4:4 + (data[0] & 15)] == token:
-                break
-    pos, num, out = 4 + (data[0] & 15), 0, {}
-    while pos < len(data) and data[pos] != 0xFF:
-        byte = data[pos]
-        pos += 1
-        delta, length = byte >> 4, byte & 15
-        if delta == 13:
-            delta, pos = data[pos] + 13, pos + 1
-        elif delta == 14:
-            delta, pos = struct.unpack_from("!H", data, pos)[0] + 269, pos + 2
-        if length == 13:
-            length, pos = data[pos] + 13, pos + 1
-        elif length == 14:
-            length, pos = struct.unpack_from("!H", data, pos)[0] + 269, pos + 2
-        num += delta
-        out[num] = bytes(data[pos:pos + length])
-        pos += length
-    out["code"] = bytes([data[1]])
-    return out
+def publish_zero_hash_image(bin_dir, root: Path, size: int):
+    """Keys and a repository with MODEL 1.0.0 = zero.bin, an image of
+    ``size`` bytes whose SHA-256 starts with 0x00; (keys, repo, content)."""
+    keys = root / "keys"
+    cli.keygen(bin_dir, keys)
+    repo = root / "repo"
+    image = root / "in" / "zero.bin"
+    image.parent.mkdir(parents=True)
+    content = data_with_zero_first_hash_byte(size)
+    image.write_bytes(content)
+    cli.publish(bin_dir, repo, keys / "private.pem", MODEL, "1.0.0", image=image)
+    return keys, repo, content
 
 
 def test_etag_is_the_same_for_every_block(bin_dir, server, tmp_path):
     """An image whose SHA-256 starts with 0x00: the ETag (sha256[:8] as a
     number, sent without leading zero bytes as libcoap encodes it) must be the
     same bytes on a block-0 transfer and on one that reaches the server mid-body."""
-    keys = make_keys(bin_dir, tmp_path / "keys")
-    repo = tmp_path / "repo"
-    image = tmp_path / "in" / "zero.bin"
-    image.parent.mkdir(parents=True)
-    content = data_with_zero_first_hash_byte(5000)
-    image.write_bytes(content)
-    publish(bin_dir, repo, keys / "private.pem", MODEL, "1.0.0", image=image)
+    _, repo, content = publish_zero_hash_image(bin_dir, tmp_path, 5000)
     srv = server(repo)
     want = hashlib.sha256(content).digest()[:8].lstrip(b"\x00")
     path = f"{BASE}/1.0.0/zero.bin"
     seen = {}
     for number in (0, 5, 0, 77):
-        opts = raw_block_get(srv.port, path, number)
-        assert opts["code"] == b"\x45", f"block {number}: code {opts['code'].hex()}"
-        seen.setdefault(number, []).append(opts.get(4))
+        # one CON GET with Block2 (64-byte blocks) from a fresh socket: a new server session
+        response = coap.request("127.0.0.1", srv.port, path, options=[(coap.BLOCK2, coap.block2(number, 2))],
+                                timeout=3)
+        assert response is not None, f"block {number}: no answer"
+        assert response.code_text == "2.05", f"block {number}: code {response.code_text}"
+        seen.setdefault(number, []).append(response.option(coap.ETAG))
     print(f"\nsha256[:8] {want.hex()}; ETags: " + ", ".join(
         f"block {n}: {[e.hex() if e is not None else None for e in v]}" for n, v in seen.items()))
     bad = {n: [e.hex() if e is not None else None for e in v] for n, v in seen.items() if any(e != want for e in v)}
@@ -347,17 +296,11 @@ def test_etag_is_the_same_for_every_block(bin_dir, server, tmp_path):
 
 
 def test_update_of_image_whose_sha256_starts_with_zero(bin_dir, server, tmp_path):
-    keys = make_keys(bin_dir, tmp_path / "keys")
-    repo = tmp_path / "repo"
-    image = tmp_path / "in" / "zero.bin"
-    image.parent.mkdir(parents=True)
-    content = data_with_zero_first_hash_byte(33_000 * 64 + 10)
-    image.write_bytes(content)
-    publish(bin_dir, repo, keys / "private.pem", MODEL, "1.0.0", image=image)
+    keys, repo, content = publish_zero_hash_image(bin_dir, tmp_path, 33_000 * 64 + 10)
     srv = server(repo)
     state = tmp_path / "state"
-    run = client_update(bin_dir, keys / "public.pem", MODEL, state, "--origin", f"coap://127.0.0.1:{srv.port}",
-                        "--block-size", 64, "--timeout", 10, timeout=180)
+    run = cli.update(bin_dir, keys / "public.pem", MODEL, state, "--origin", f"coap://127.0.0.1:{srv.port}",
+                     "--block-size", 64, "--timeout", 10, timeout=180)
     assert run.returncode == 0 and run.json and run.json.get("result") == "updated", (
         f"update of a {len(content)}-byte image whose SHA-256 starts with 00 "
         f"({hashlib.sha256(content).hexdigest()[:16]}...) failed\n{run.describe()}")

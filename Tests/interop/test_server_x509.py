@@ -1,18 +1,11 @@
 """coaps with X.509 certificates (libcoap's OpenSSL backend): a client
 holding a certificate from the configured CA fetches an image; a client
 without one gets nothing. Certificates are made here with the openssl CLI."""
-import hashlib
-import os
-import signal
-import socket
 import subprocess
-import time
 
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from support import cli
+from support.files import sha256
+from support.paths import LIBCOAP_DTLS_CLIENT, image_path
 
 
 def openssl(*args, cwd):
@@ -28,33 +21,18 @@ def make_pki(d):
                 "-out", f"{name}.pem", "-days", "2", cwd=d)
 
 
-def test_x509_mutual_authentication(tmp_path, bin_dir):
+def test_x509_mutual_authentication(tmp_path, bin_dir, server):
     make_pki(tmp_path)
-    keys = tmp_path / "keys"
-    subprocess.run([str(bin_dir / "coap-fw-server"), "keygen", "--alg", "EdDSA", "--out", str(keys)], check=True, capture_output=True)
-    image = tmp_path / "fw.bin"
-    image.write_bytes(os.urandom(20_000))
-    repo = tmp_path / "repo"
-    subprocess.run([str(bin_dir / "coap-fw-server"), "publish", "--repo", str(repo), "--key", str(keys / "private.pem"),
-                    "--manufacturer", "example.com", "--model", "c7960", "--version", "1.0.0", "--image", str(image)],
-                   check=True, capture_output=True)
-    port = free_port()
-    server = subprocess.Popen([str(bin_dir / "coap-fw-server"), "serve", "--repo", str(repo), "--no-plain",
-                               "--cert", str(tmp_path / "server.pem"), "--cert-key", str(tmp_path / "server.key"),
-                               "--ca", str(tmp_path / "ca.pem"), "--listen-dtls", f"127.0.0.1:{port}"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        time.sleep(1)
-        assert server.poll() is None, server.stderr.read().decode()
-        url = f"coaps://127.0.0.1:{port}/.well-known/firmware/example.com/c7960/1.0.0/fw.bin"
-        good = tmp_path / "good.bin"
-        subprocess.run(["coap-client-openssl", "-B", "10", "-b", "256", "-c", str(tmp_path / "device.pem"),
-                        "-j", str(tmp_path / "device.key"), "-C", str(tmp_path / "ca.pem"), "-o", str(good), url],
-                       capture_output=True, timeout=30)
-        assert good.exists() and hashlib.sha256(good.read_bytes()).digest() == hashlib.sha256(image.read_bytes()).digest()
-        bad = tmp_path / "bad.bin"
-        subprocess.run(["coap-client-openssl", "-B", "3", "-o", str(bad), url], capture_output=True, timeout=30)
-        assert not bad.exists() or image.read_bytes() not in bad.read_bytes()
-    finally:
-        server.send_signal(signal.SIGTERM)
-        assert server.wait(10) == 0
+    rel = cli.make_release(bin_dir, tmp_path, size=20_000, alg="EdDSA")
+    device = ["-c", tmp_path / "device.pem", "-j", tmp_path / "device.key", "-C", tmp_path / "ca.pem"]
+
+    def device_fetch(srv, path, out, *args, timeout=10):
+        return cli.coap_get(srv.coaps_uri(path), out, *args, *device, client=LIBCOAP_DTLS_CLIENT, timeout=timeout)
+
+    srv = server(rel.repo, "--cert", tmp_path / "server.pem", "--cert-key", tmp_path / "server.key",
+                 "--ca", tmp_path / "ca.pem", plain=False, dtls=True, verbose=0,
+                 ready=lambda s: bool(device_fetch(s, ".well-known/core", tmp_path / "core.txt", timeout=2)[1]))
+    _, good = device_fetch(srv, image_path(), tmp_path / "good.bin", "-b", 256)
+    assert good is not None and sha256(good) == sha256(rel.data)
+    _, bad = cli.coap_get(srv.coaps_uri(image_path()), tmp_path / "bad.bin", client=LIBCOAP_DTLS_CLIENT, timeout=3)
+    assert not bad or rel.data not in bad

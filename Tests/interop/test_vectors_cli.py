@@ -16,35 +16,22 @@ from pathlib import Path
 
 import pytest
 
-VECTORS_DIR = Path(__file__).resolve().parents[2] / "Vectors"
+from support import cli
+from support.paths import VECTORS_DIR
+
 INDEX = json.loads((VECTORS_DIR / "manifests" / "index.json").read_text())
 OK_WITH_IMAGES = [v for v in INDEX if v["expect"] == "ok" and v["images"]]
 
-CLIENT = "coap-fw-client"
 FAILURE_RESULTS = {"bad-signature", "bad-manifest", "digest-mismatch"}
 
 
-def describe(proc) -> str:
-    return (
-        f"command: {' '.join(proc.args)}\n"
-        f"exit: {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
-    )
-
-
-def verify_json(run, vector: dict, *images, manifest: Path | None = None):
+def verify_json(bin_dir, vector: dict, *images, manifest: Path | None = None):
     """Run verify --json for a vector; returns (proc, parsed stdout)."""
-    args = ["verify", "--trust", VECTORS_DIR / vector["trust"],
-            manifest or VECTORS_DIR / vector["file"]]
-    for image in images:
-        args += ["--image", image]
-    args.append("--json")
-    proc = run(CLIENT, *args)
-    try:
-        out = json.loads(proc.stdout)
-    except json.JSONDecodeError:
-        pytest.fail(f"verify --json did not print one JSON object\n{describe(proc)}")
-    assert isinstance(out, dict), describe(proc)
-    return proc, out
+    proc = cli.verify(bin_dir, VECTORS_DIR / vector["trust"], manifest or VECTORS_DIR / vector["file"], *images)
+    if proc.json is None:
+        pytest.fail(f"verify --json did not print one JSON object\n{proc.describe()}")
+    assert isinstance(proc.json, dict), proc.describe()
+    return proc, proc.json
 
 
 def trust_kid(vector: dict) -> str:
@@ -65,13 +52,13 @@ def test_index_is_complete():
 
 
 @pytest.mark.parametrize("vector", INDEX, ids=[v["name"] for v in INDEX])
-def test_vector(vector, run):
-    proc, out = verify_json(run, vector)
+def test_vector(vector, bin_dir):
+    proc, out = verify_json(bin_dir, vector)
     if vector["expect"] == "ok":
-        assert proc.returncode == 0, describe(proc)
-        assert out["result"] == "verified", describe(proc)
-        assert out["format"] == vector["format"], describe(proc)
-        assert out["kid"] == trust_kid(vector), describe(proc)
+        assert proc.returncode == 0, proc.describe()
+        assert out["result"] == "verified", proc.describe()
+        assert out["format"] == vector["format"], proc.describe()
+        assert out["kid"] == trust_kid(vector), proc.describe()
         assert out["imagesChecked"] == 0
         manifest = out["manifest"]
         assert manifest["manufacturer"] == "example.com"
@@ -79,29 +66,29 @@ def test_vector(vector, run):
         assert manifest["firmwareVersion"] == "1.2.3"
         assert manifest["timestamp"] == "2025-11-24T16:00:00Z"
     else:
-        assert proc.returncode == 1, describe(proc)
+        assert proc.returncode == 1, proc.describe()
         assert out["result"] == vector["expect"], (
-            f"expected {vector['expect']} ({vector['purpose']})\n{describe(proc)}"
+            f"expected {vector['expect']} ({vector['purpose']})\n{proc.describe()}"
         )
-        assert "field" in out, describe(proc)
+        assert "field" in out, proc.describe()
         assert out["field"] == vector["field"], (
-            f"expected field {vector['field']!r} ({vector['purpose']})\n{describe(proc)}"
+            f"expected field {vector['field']!r} ({vector['purpose']})\n{proc.describe()}"
         )
-        assert isinstance(out.get("error"), str) and out["error"], describe(proc)
+        assert isinstance(out.get("error"), str) and out["error"], proc.describe()
 
 
 @pytest.mark.parametrize("vector", OK_WITH_IMAGES, ids=[v["name"] for v in OK_WITH_IMAGES])
-def test_vector_images_match(vector, run):
+def test_vector_images_match(vector, bin_dir):
     images = [VECTORS_DIR / i for i in vector["images"]]
-    proc, out = verify_json(run, vector, *images)
-    assert proc.returncode == 0, describe(proc)
-    assert out["result"] == "verified", describe(proc)
-    assert out["imagesChecked"] == len(images), describe(proc)
+    proc, out = verify_json(bin_dir, vector, *images)
+    assert proc.returncode == 0, proc.describe()
+    assert out["result"] == "verified", proc.describe()
+    assert out["imagesChecked"] == len(images), proc.describe()
 
 
 @pytest.mark.parametrize("damage", ["flipped-byte", "truncated", "extended"])
 @pytest.mark.parametrize("vector", OK_WITH_IMAGES, ids=[v["name"] for v in OK_WITH_IMAGES])
-def test_vector_damaged_image_is_digest_mismatch(vector, damage, run, tmp_path):
+def test_vector_damaged_image_is_digest_mismatch(vector, damage, bin_dir, tmp_path):
     images = [VECTORS_DIR / i for i in vector["images"]]
     blob = bytearray(images[0].read_bytes())
     if damage == "flipped-byte":
@@ -112,74 +99,62 @@ def test_vector_damaged_image_is_digest_mismatch(vector, damage, run, tmp_path):
         blob += b"\x00"
     bad = tmp_path / images[0].name
     bad.write_bytes(bytes(blob))
-    proc, out = verify_json(run, vector, bad, *images[1:])
-    assert proc.returncode == 1, describe(proc)
-    assert out["result"] == "digest-mismatch", describe(proc)
+    proc, out = verify_json(bin_dir, vector, bad, *images[1:])
+    assert proc.returncode == 1, proc.describe()
+    assert out["result"] == "digest-mismatch", proc.describe()
 
 
 @pytest.mark.parametrize("vector", [v for v in OK_WITH_IMAGES if len(v["images"]) > 1],
                          ids=[v["name"] for v in OK_WITH_IMAGES if len(v["images"]) > 1])
-def test_vector_components_in_wrong_order_rejected(vector, run):
+def test_vector_components_in_wrong_order_rejected(vector, bin_dir):
     images = [VECTORS_DIR / i for i in reversed(vector["images"])]
-    proc, out = verify_json(run, vector, *images)
-    assert proc.returncode == 1, describe(proc)
-    assert out["result"] == "digest-mismatch", describe(proc)
+    proc, out = verify_json(bin_dir, vector, *images)
+    assert proc.returncode == 1, proc.describe()
+    assert out["result"] == "digest-mismatch", proc.describe()
 
 
-def test_untrusted_key_is_bad_signature(run):
+def test_untrusted_key_is_bad_signature(bin_dir):
     """An ok vector checked against an unrelated key must not verify."""
     vector = next(v for v in INDEX if v["name"] == "cose-es256-valid")
-    proc = run(CLIENT, "verify", "--trust", VECTORS_DIR / "keys" / "other-es256-public.pem",
-               VECTORS_DIR / vector["file"], "--json")
-    assert proc.returncode == 1, describe(proc)
-    assert json.loads(proc.stdout)["result"] == "bad-signature", describe(proc)
+    proc = cli.verify(bin_dir, VECTORS_DIR / "keys" / "other-es256-public.pem", VECTORS_DIR / vector["file"])
+    assert proc.returncode == 1, proc.describe()
+    assert proc.json["result"] == "bad-signature", proc.describe()
 
 
-def test_second_trust_key_is_used(run):
+def test_second_trust_key_is_used(bin_dir):
     vector = next(v for v in INDEX if v["name"] == "jws-eddsa-valid")
-    proc = run(CLIENT, "verify", "--trust", VECTORS_DIR / "keys" / "es256-public.pem",
-               "--trust", VECTORS_DIR / vector["trust"], VECTORS_DIR / vector["file"], "--json")
-    assert proc.returncode == 0, describe(proc)
-    assert json.loads(proc.stdout)["result"] == "verified"
+    proc = cli.verify(bin_dir, [VECTORS_DIR / "keys" / "es256-public.pem", VECTORS_DIR / vector["trust"]],
+                      VECTORS_DIR / vector["file"])
+    assert proc.returncode == 0, proc.describe()
+    assert proc.json["result"] == "verified"
 
 
-def test_garbage_trust_file_is_usage_error(run, tmp_path):
-    garbage = tmp_path / "garbage-trust.pem"
-    garbage.write_text("this is not a PEM public key\n")
-    proc = run(CLIENT, "verify", "--trust", garbage,
-               VECTORS_DIR / "manifests" / "cose-es256-valid.cbor", "--json")
-    assert proc.returncode == 2, describe(proc)
-    assert str(garbage) in proc.stderr, describe(proc)
+def _usage_error_case(kind: str, tmp_path: Path):
+    """(trust, manifest, images, the file the message must name) for one
+    kind of bad command line."""
+    good_trust = VECTORS_DIR / "keys" / "es256-public.pem"
+    manifest = VECTORS_DIR / "manifests" / "cose-es256-valid.cbor"
+    if kind == "garbage-trust":
+        bad = tmp_path / "garbage-trust.pem"
+        bad.write_text("this is not a PEM public key\n")
+        return bad, manifest, [], bad
+    if kind == "private-key-as-trust":
+        bad = tmp_path / "es256-private.pem"
+        shutil.copyfile(VECTORS_DIR / "keys" / "es256-private.pem", bad)
+        return bad, manifest, [], bad
+    if kind == "missing-trust":
+        return tmp_path / "nope.pem", manifest, [], tmp_path / "nope.pem"
+    if kind == "missing-manifest":
+        return good_trust, tmp_path / "does-not-exist.cbor", [], tmp_path / "does-not-exist.cbor"
+    if kind == "missing-image":
+        return good_trust, manifest, [tmp_path / "firmware.bin"], tmp_path / "firmware.bin"
+    raise ValueError(kind)
 
 
-def test_private_key_as_trust_is_usage_error(run, tmp_path):
-    private = tmp_path / "es256-private.pem"
-    shutil.copyfile(VECTORS_DIR / "keys" / "es256-private.pem", private)
-    proc = run(CLIENT, "verify", "--trust", private,
-               VECTORS_DIR / "manifests" / "cose-es256-valid.cbor", "--json")
-    assert proc.returncode == 2, describe(proc)
-    assert str(private) in proc.stderr, describe(proc)
-
-
-def test_missing_trust_file_is_usage_error(run, tmp_path):
-    missing = tmp_path / "nope.pem"
-    proc = run(CLIENT, "verify", "--trust", missing,
-               VECTORS_DIR / "manifests" / "cose-es256-valid.cbor", "--json")
-    assert proc.returncode == 2, describe(proc)
-    assert str(missing) in proc.stderr, describe(proc)
-
-
-def test_nonexistent_manifest_is_usage_error(run, tmp_path):
-    missing = tmp_path / "does-not-exist.cbor"
-    proc = run(CLIENT, "verify", "--trust", VECTORS_DIR / "keys" / "es256-public.pem",
-               missing, "--json")
-    assert proc.returncode == 2, describe(proc)
-    assert str(missing) in proc.stderr, describe(proc)
-
-
-def test_nonexistent_image_is_usage_error(run, tmp_path):
-    missing = tmp_path / "firmware.bin"
-    proc = run(CLIENT, "verify", "--trust", VECTORS_DIR / "keys" / "es256-public.pem",
-               VECTORS_DIR / "manifests" / "cose-es256-valid.cbor", "--image", missing, "--json")
-    assert proc.returncode == 2, describe(proc)
-    assert str(missing) in proc.stderr, describe(proc)
+@pytest.mark.parametrize("kind", ["garbage-trust", "private-key-as-trust", "missing-trust", "missing-manifest",
+                                  "missing-image"])
+def test_usage_error_names_the_file(kind, bin_dir, tmp_path):
+    trust, manifest, images, named = _usage_error_case(kind, tmp_path)
+    proc = cli.verify(bin_dir, trust, manifest, *images)
+    assert proc.returncode == 2, proc.describe()
+    assert str(named) in proc.stderr, proc.describe()

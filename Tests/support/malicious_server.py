@@ -43,7 +43,7 @@ logs every request on stderr (one line each), and stops on SIGTERM/SIGINT.
 ``/.well-known/core`` answers with a link-format list of the manifests, so
 it can be probed like our own server.
 
-    python3 malicious_server.py --repo DIR --fault truncate:3 [--host 127.0.0.1] [--port 0]
+    python3 Tests/support/malicious_server.py --repo DIR --fault truncate:3 [--host 127.0.0.1] [--port 0]
 """
 
 from __future__ import annotations
