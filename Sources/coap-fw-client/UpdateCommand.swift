@@ -20,14 +20,9 @@ struct Update: ParsableCommand {
             Exit status: 0 updated or up-to-date, 1 failed or rejected, 2 usage error.
             """)
 
-    @Option(help: "Trusted public key (PEM SPKI); repeat to trust several.")
-    var trust: [String] = []
+    @OptionGroup var trust: TrustOptions
 
-    @Option(help: "This device's manufacturer.")
-    var manufacturer: String
-
-    @Option(help: "This device's model.")
-    var model: String
+    @OptionGroup var product: ProductOptions
 
     @Option(help: "State folder: installed firmware, staging slot, resume data.")
     var state: String
@@ -41,26 +36,19 @@ struct Update: ParsableCommand {
     @Option(help: "Manifest format to ask for: cbor (COSE_Sign1) or json (JWS).")
     var format: String = "cbor"
 
-    @Option(name: .customLong("block-size"), help: "Block2 size in bytes: 16, 32, 64, 128, 256, 512 or 1024.")
-    var blockSize = 1024
-
     @Option(help: ArgumentHelp("Map a host name to an address, like curl (repeat).", valueName: "HOST:ADDR[:PORT]"))
     var resolve: [String] = []
 
     @Option(name: .customLong("slot-size"), help: "Staging slot capacity in bytes (default: unlimited).")
     var slotSize: UInt64?
 
-    @Option(help: "Seconds to wait without progress at one server before moving on.")
-    var timeout: Double = 30
+    @OptionGroup var transport: ClientTransportOptions
 
     @Option(name: .customLong("ack-timeout"), help: "RFC 7252 ACK_TIMEOUT in seconds (1 to 60): the first retransmission's wait (doubles each time).")
     var ackTimeout: Double = 2
 
     @Option(name: .customLong("max-retransmit"), help: "RFC 7252 MAX_RETRANSMIT: retransmissions of one message before it is given up.")
     var maxRetransmit = 4
-
-    @Option(name: .customLong("psk-file"), help: ArgumentHelp("DTLS key for coaps:// ('identity:hexkey'; the first line is used).", valueName: "FILE"))
-    var pskFile: String?
 
     @Flag(help: "Print one JSON object (SPEC §7) instead of text.")
     var json = false
@@ -73,11 +61,8 @@ struct Update: ParsableCommand {
         guard let format = ManifestFormat(rawValue: format.lowercased()) else {
             throw CommandFailure.usage("--format \(self.format): expected cbor or json")
         }
-        guard let szx = Block2.szx(forSize: blockSize) else {
-            throw CommandFailure.usage("--block-size \(blockSize): expected 16, 32, 64, 128, 256, 512 or 1024")
-        }
-        guard timeout > 0 else { throw CommandFailure.usage("--timeout \(timeout): must be more than 0 seconds") }
-        var options = UpdateOptions(trustedKeys: try loadTrustedKeys(trust), manufacturer: manufacturer, model: model,
+        let szx = try transport.szx(), timeout = try transport.checkedTimeout()
+        var options = UpdateOptions(trustedKeys: try trust.keys(), manufacturer: product.manufacturer, model: product.model,
                                     stateDirectory: state)
         options.format = format
         options.szx = szx
@@ -104,8 +89,7 @@ struct Update: ParsableCommand {
             }
             options.resolve.append(mapping)
         }
-        // The first key of the file: a device has one identity.
-        options.psk = try pskFile.map(readPSKFile)?.first
+        options.psk = try transport.psk()
         if options.domain == nil && options.origin == nil && ResolvConf.domain() == nil {
             throw CommandFailure.usage("no server to ask: give --origin, or --domain (no domain in /etc/resolv.conf)")
         }

@@ -12,8 +12,7 @@ struct Verify: ParsableCommand {
             and every given image matches its size and every listed digest.
             """)
 
-    @Option(help: "Trusted public key (PEM SPKI); repeat to trust several.")
-    var trust: [String] = []
+    @OptionGroup var trust: TrustOptions
 
     @Argument(help: "The signed manifest file (manifest.cbor or manifest.json).")
     var manifest: String
@@ -28,7 +27,7 @@ struct Verify: ParsableCommand {
 
     func run() throws {
         _ = verbosity.logger("coap-fw-client")
-        let keys = try loadTrustedKeys(trust)
+        let keys = try trust.keys()
         let envelope = try readArgumentFile(manifest, option: "manifest", limit: 1 << 20)
         do {
             let verified = try ManifestVerifier(trustedKeys: keys).verify(envelope)

@@ -20,14 +20,7 @@ struct Keygen: ParsableCommand {
     @Option(help: "Folder to write the key pair into (created if missing).")
     var out: String
 
-    @Option(help: "HSS-LMS: number of HSS levels, 1-8 (default 1).")
-    var levels: Int?
-
-    @Option(help: "HSS-LMS: LMS tree height per level: 5, 10 or 15 (default 10).")
-    var height: Int?
-
-    @Option(help: "HSS-LMS: Winternitz parameter: 1, 2, 4 or 8 (default 4).")
-    var w: Int?
+    @OptionGroup var hss: HSSKeyOptions
 
     @Flag(help: "Overwrite an existing key pair in DIR.")
     var force = false
@@ -39,7 +32,7 @@ struct Keygen: ParsableCommand {
         guard let algorithm = SignatureAlgorithm(argument: alg) else {
             throw CommandFailure.usage("--alg \(alg): expected ES256, EdDSA or HSS-LMS")
         }
-        if algorithm != .hssLms, levels != nil || height != nil || w != nil {
+        if algorithm != .hssLms, !hss.isEmpty {
             throw CommandFailure.usage("--levels, --height and --w apply to --alg HSS-LMS only")
         }
         let suffix = algorithm == .hssLms ? "hss" : "pem"
@@ -54,7 +47,7 @@ struct Keygen: ParsableCommand {
             if algorithm == .hssLms {
                 let parameters: [(LMSType, LMOTSType)]
                 do {
-                    parameters = try HSSPrivateKey.parameters(levels: levels, height: height, w: w)
+                    parameters = try HSSPrivateKey.parameters(levels: hss.levels, height: hss.height, w: hss.w)
                 } catch {
                     throw CommandFailure.usage(error.message)
                 }

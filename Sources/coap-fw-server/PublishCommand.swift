@@ -16,17 +16,12 @@ struct Publish: ParsableCommand {
             overwritten, nor a newer one superseded, without --force.
             """)
 
-    @Option(help: "Repository folder (created if missing).")
-    var repo: String
+    @OptionGroup var repository: RepositoryOptions
 
     @Option(help: "Private signing key (PEM) from keygen.")
     var key: String
 
-    @Option(help: "Manufacturer name, e.g. example.com.")
-    var manufacturer: String
-
-    @Option(help: "Device model, e.g. c7960.")
-    var model: String
+    @OptionGroup var product: ProductOptions
 
     @Option(help: "Firmware version major.minor.revision.")
     var version: String
@@ -100,7 +95,7 @@ struct Publish: ParsableCommand {
             throw CommandFailure.usage("--key \(key): \(error.description)")
         }
         var options = ReleasePublisher.Options(
-            manufacturer: manufacturer, model: model, version: version, images: images,
+            manufacturer: product.manufacturer, model: product.model, version: version, images: images,
             isSplit: !components.isEmpty, timestamp: when)
         options.digests = digestAlgorithms
         options.force = force
@@ -117,8 +112,8 @@ struct Publish: ParsableCommand {
         }
 
         do {
-            let result = try ReleasePublisher(repository: repo, key: privateKey).publish(options)
-            print("published \(manufacturer)/\(model) \(version) (\(RFC3339.format(when)))")
+            let result = try ReleasePublisher(repository: repository.repo, key: privateKey).publish(options)
+            print("published \(product.manufacturer)/\(product.model) \(version) (\(RFC3339.format(when)))")
             for image in result.manifest.images {
                 let sha256 = image.digests.first { $0.algorithm == .sha256 }.map { " sha256 \(Hex.encode($0.value))" } ?? ""
                 print("  image \(image.name): \(image.location), \(image.size) bytes\(sha256)")

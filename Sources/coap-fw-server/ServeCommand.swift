@@ -24,8 +24,7 @@ struct Serve: ParsableCommand {
               coap-fw-server serve --repo repo --listen 127.0.0.1:5683 --psk-file psk.txt --listen-dtls 127.0.0.1:5684
             """)
 
-    @Option(help: "Repository folder to serve.")
-    var repo: String
+    @OptionGroup var repository: RepositoryOptions
 
     @Option(help: ArgumentHelp("Plain CoAP address to listen on (repeat). Default: [::]:5683 and 0.0.0.0:5683.", valueName: "ADDR:PORT"))
     var listen: [String] = []
@@ -36,17 +35,7 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("listen-dtls"), help: ArgumentHelp("coaps address to listen on (repeat). Default with DTLS: [::]:5684 and 0.0.0.0:5684.", valueName: "ADDR:PORT"))
     var listenDTLS: [String] = []
 
-    @Option(name: .customLong("psk-file"), help: ArgumentHelp("DTLS pre-shared keys, one 'identity:hexkey' per line.", valueName: "FILE"))
-    var pskFile: String?
-
-    @Option(help: ArgumentHelp("DTLS server certificate (PEM).", valueName: "FILE"))
-    var cert: String?
-
-    @Option(name: .customLong("cert-key"), help: ArgumentHelp("Private key of --cert (PEM).", valueName: "FILE"))
-    var certKey: String?
-
-    @Option(help: ArgumentHelp("CA certificate (PEM) that client certificates must chain to.", valueName: "FILE"))
-    var ca: String?
+    @OptionGroup var dtls: DTLSServerOptions
 
     @Option(name: .customLong("max-sessions"), help: "Most sessions at once; requests beyond get 5.03.")
     var maxSessions = 1000
@@ -59,7 +48,7 @@ struct Serve: ParsableCommand {
     func run() throws {
         let logger = verbosity.logger("coap-fw-server", quiet: .notice)
 
-        var config = ServerConfiguration(repository: repo)
+        var config = ServerConfiguration(repository: repository.repo)
         config.maxSessions = maxSessions
         config.idleTimeout = idleTimeout
         if noPlain {
@@ -80,12 +69,10 @@ struct Serve: ParsableCommand {
                 return spec
             }
         }
-        if let pskFile { config.psk = try readPSKFile(pskFile) }
-        if cert != nil || certKey != nil {
-            guard let cert, let certKey else { throw CommandFailure.usage("--cert and --cert-key go together") }
-            config.certificateFile = cert
-            config.privateKeyFile = certKey
-            config.caFile = ca
+        if let pskFile = dtls.pskFile { config.psk = try readPSKFile(pskFile) }
+        if dtls.cert != nil || dtls.certKey != nil {
+            guard let cert = dtls.cert, let certKey = dtls.certKey else { throw CommandFailure.usage("--cert and --cert-key go together") }
+            (config.certificateFile, config.privateKeyFile, config.caFile) = (cert, certKey, dtls.ca)
         }
         if !config.usesDTLS && !listenDTLS.isEmpty {
             throw CommandFailure.usage("--listen-dtls needs --psk-file or --cert")
@@ -100,7 +87,7 @@ struct Serve: ParsableCommand {
         signal(SIGINT) { _ in stopSignal = 1 }
         signal(SIGTERM) { _ in stopSignal = 1 }
         signal(SIGPIPE, SIG_IGN)
-        logger.notice("serving \(repo) on \(server.endpoints.map(\.description).joined(separator: ", "))")
+        logger.notice("serving \(repository.repo) on \(server.endpoints.map(\.description).joined(separator: ", "))")
         server.run { stopSignal != 0 }
         logger.notice("stopped")
     }

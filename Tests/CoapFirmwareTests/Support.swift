@@ -1,5 +1,5 @@
 import Foundation
-import CoapFirmware
+@testable import CoapFirmware
 import TestSupport
 
 /// PEM-wraps DER (for building keys from RFC test vectors).

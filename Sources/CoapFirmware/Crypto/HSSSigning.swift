@@ -23,16 +23,16 @@ import CoapFirmwareDevice
 /// `publish` runs can never sign with the same leaf, and a crash after the
 /// reservation only wastes it.
 public final class HSSPrivateKey {
-    public static let magic: [UInt8] = Array("CFWHSSK1".utf8)
+    static let magic: [UInt8] = Array("CFWHSSK1".utf8)
 
     public let path: String
     public let levels: [(type: LMSType, ots: LMOTSType)]
     let identifier: [UInt8]
     let seed: [UInt8]
     /// The RFC 8554 HSS public key bytes.
-    public let publicKeyBytes: [UInt8]
+    let publicKeyBytes: [UInt8]
     /// The counter as read when the file was opened (reserve() rereads it).
-    public private(set) var nextIndex: UInt64
+    private(set) var nextIndex: UInt64
 
     /// Signatures the key can make in all: 2^(sum of heights).
     public var capacity: UInt64 { UInt64(1) << UInt64(levels.reduce(0) { $0 + $1.type.height }) }
@@ -69,7 +69,7 @@ public final class HSSPrivateKey {
     }
 
     /// Whether `bytes` start like a key file of ours.
-    public static func looksLikeKey(_ bytes: [UInt8]) -> Bool { bytes.starts(with: magic) }
+    static func looksLikeKey(_ bytes: [UInt8]) -> Bool { bytes.starts(with: magic) }
 
     /// Opens a key file (read only until `reserve()`).
     public init(path: String) throws(KeyError) {
@@ -112,14 +112,14 @@ public final class HSSPrivateKey {
     /// Reserves `count` consecutive indices in one locked step, so that a
     /// release needing two signatures (COSE and JWS) either gets both or
     /// none: two publishes racing for the last leaves cannot each take one.
-    public func reserveAhead(_ count: Int) throws(KeyError) {
+    func reserveAhead(_ count: Int) throws(KeyError) {
         let first = try reserve(count: UInt64(count))
         reserved = (0..<UInt64(count)).map { first + $0 }
     }
 
     /// Reserves the next signature index: lock, read, write + 1, fsync,
     /// unlock. Throws `exhausted` when no index is left.
-    public func reserve() throws(KeyError) -> UInt64 {
+    func reserve() throws(KeyError) -> UInt64 {
         if !reserved.isEmpty { return reserved.removeFirst() }
         return try reserve(count: 1)
     }
@@ -280,13 +280,9 @@ struct LMSTree {
 
     /// An LMS signature (RFC 8554 Algorithms 3 and 5) of `message` by `leaf`.
     func sign(leaf q: UInt32, message: [UInt8], randomizer c: [UInt8]) -> [UInt8] {
-        var h = H()
-        h.update(identifier)
-        h.update(bigEndian32: q)
-        h.update(bigEndian16: LMSDomain.mesg)
-        h.update(c)
-        h.update(message)
-        let digest = h.finalizeDigest()
+        let digest = identifier.withUnsafeBytes { i in
+            c.withUnsafeBytes { r in LMSHash.message(H.self, identifier: i, leaf: q, randomizer: r, message: { $0.update(message) }) }
+        }
         let checksum = lmotsChecksum(digest, ots)
         var out = bigEndian(q) + bigEndian(ots.code) + c
         for i in 0..<ots.p {

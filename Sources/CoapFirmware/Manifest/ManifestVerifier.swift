@@ -20,24 +20,28 @@ public struct ManifestVerifier: Sendable {
         guard envelope.count <= Manifest.maxEncodedSize else {
             throw .badManifest(field: "manifest", reason: "\(envelope.count) bytes, more than the \(Manifest.maxEncodedSize)-byte limit")
         }
-        switch ManifestFormat.detect(envelope) {
+        let format = ManifestFormat.detect(envelope)
+        switch format {
         case .cbor:
-            let message = try COSESign1(decoding: envelope)
-            let (key, algorithm) = try pickKey(kid: message.kid, algorithm: message.algorithm)
-            guard key.verify(signature: message.signature, message: message.toBeSigned, algorithm: algorithm) else {
-                throw .badSignature(field: nil, reason: "COSE_Sign1 signature does not verify with key \(Hex.encode(key.kid))")
-            }
-            return VerifiedManifest(manifest: try Manifest(cborPayload: message.payload), format: .cbor, envelope: envelope,
-                                    signerKid: key.kid, algorithm: algorithm)
+            let m = try COSESign1(decoding: envelope)
+            return try accept(envelope, format: format, kid: m.kid, algorithm: m.algorithm, signature: m.signature,
+                              signed: m.toBeSigned) { () throws(ManifestError) in try Manifest(cborPayload: m.payload) }
         case .json:
-            let message = try JWSFlattened(decoding: envelope)
-            let (key, algorithm) = try pickKey(kid: message.kid, algorithm: message.algorithm)
-            guard key.verify(signature: message.signature, message: message.signingInput, algorithm: algorithm) else {
-                throw .badSignature(field: nil, reason: "JWS signature does not verify with key \(Hex.encode(key.kid))")
-            }
-            return VerifiedManifest(manifest: try Manifest(jsonPayload: message.payload), format: .json, envelope: envelope,
-                                    signerKid: key.kid, algorithm: algorithm)
+            let m = try JWSFlattened(decoding: envelope)
+            return try accept(envelope, format: format, kid: m.kid, algorithm: m.algorithm, signature: m.signature,
+                              signed: m.signingInput) { () throws(ManifestError) in try Manifest(jsonPayload: m.payload) }
         }
+    }
+
+    /// The signature first; the payload is read only once it holds.
+    private func accept(_ envelope: [UInt8], format: ManifestFormat, kid: [UInt8]?, algorithm: SignatureAlgorithm,
+                        signature: [UInt8], signed: [UInt8], read: () throws(ManifestError) -> Manifest)
+        throws(ManifestError) -> VerifiedManifest {
+        let (key, algorithm) = try pickKey(kid: kid, algorithm: algorithm)
+        guard key.verify(signature: signature, message: signed, algorithm: algorithm) else {
+            throw .badSignature(field: nil, reason: "\(format == .cbor ? "COSE_Sign1" : "JWS") signature does not verify with key \(Hex.encode(key.kid))")
+        }
+        return VerifiedManifest(manifest: try read(), format: format, envelope: envelope, signerKid: key.kid, algorithm: algorithm)
     }
 
     /// Picks the trusted key the envelope names. The `kid` is unauthenticated,

@@ -71,12 +71,8 @@ public struct ReleasePublisher {
 
         public init(manufacturer: String, model: String, version: FirmwareVersion, images: [ReleaseImage],
                     isSplit: Bool, timestamp: Int64) {
-            self.manufacturer = manufacturer
-            self.model = model
-            self.version = version
-            self.images = images
-            self.isSplit = isSplit
-            self.timestamp = timestamp
+            (self.manufacturer, self.model, self.version) = (manufacturer, model, version)
+            (self.images, self.isSplit, self.timestamp) = (images, isSplit, timestamp)
         }
     }
 

@@ -10,8 +10,8 @@ import CoapFirmwareCore
 /// slash-bearing segments), and the resolved file must lie inside the
 /// repository after symlinks are followed (checked by the caller with
 /// `realpath`).
-public struct RepositoryRouter: Sendable {
-    public enum Route: Equatable, Sendable {
+struct RepositoryRouter: Sendable {
+    enum Route: Equatable, Sendable {
         /// Serve this file (path relative to the repository root).
         case file(relativePath: String, contentFormat: UInt16, kind: Kind)
         /// 4.04: no such resource.
@@ -20,14 +20,14 @@ public struct RepositoryRouter: Sendable {
         case notAcceptable
     }
 
-    public enum Kind: Equatable, Sendable {
+    enum Kind: Equatable, Sendable {
         case manifest(ManifestFormat)
         case image
     }
 
-    public init() {}
+    init() {}
 
-    public func route(segments: [String], accept: UInt16?) -> Route {
+    func route(segments: [String], accept: UInt16?) -> Route {
         guard segments.count == 5 || segments.count == 6,
               segments[0] == ".well-known", segments[1] == "firmware" || segments[1] == "manifest",
               segments.dropFirst(2).allSatisfy(Self.isPlainSegment)
@@ -53,7 +53,7 @@ public struct RepositoryRouter: Sendable {
     }
 
     /// A segment that names one entry of a folder and nothing else.
-    public static func isPlainSegment(_ segment: String) -> Bool {
+    static func isPlainSegment(_ segment: String) -> Bool {
         !segment.isEmpty && !segment.hasPrefix(".") && !segment.utf8.contains(where: { $0 == 0x2F || $0 == 0 || $0 == 0x5C })
             && segment.utf8.count <= 255
     }

@@ -51,7 +51,7 @@ public enum FileSystem {
     }
 
     /// The names in a folder (without "." and ".."), sorted; empty if it cannot be read.
-    public static func entries(of path: String) -> [String] { readEntries(path) ?? [] }
+    static func entries(of path: String) -> [String] { readEntries(path) ?? [] }
 
     private static func readEntries(_ path: String) -> [String]? {
         guard let dir = opendir(path) else { return nil }
@@ -65,7 +65,7 @@ public enum FileSystem {
     }
 
     /// Calls `body` with each chunk of a file, in order, without holding the file.
-    public static func forEachChunk(_ path: String, chunkSize: Int = 64 * 1024,
+    static func forEachChunk(_ path: String, chunkSize: Int = 64 * 1024,
                                     _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw FileSystemError.errno(path, "cannot open") }
@@ -119,7 +119,7 @@ public enum FileSystem {
     }
 
     /// fsyncs a directory, making a rename or create in it durable.
-    public static func syncDirectory(_ path: String) throws(FileSystemError) {
+    static func syncDirectory(_ path: String) throws(FileSystemError) {
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw .errno(path, "cannot open directory") }
         defer { close(fd) }
@@ -154,7 +154,7 @@ public enum FileSystem {
     }
 
     /// Removes a file or a directory tree; missing paths are fine.
-    public static func removeTree(_ path: String) throws(FileSystemError) {
+    static func removeTree(_ path: String) throws(FileSystemError) {
         var info = stat()
         guard lstat(path, &info) == 0 else { return }
         if (info.st_mode & S_IFMT) == S_IFDIR {
@@ -166,7 +166,7 @@ public enum FileSystem {
         }
     }
 
-    public static func directory(of path: String) -> String {
+    static func directory(of path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "." }
         let dir = String(path[..<slash])
         return dir.isEmpty ? "/" : dir

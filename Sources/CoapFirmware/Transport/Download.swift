@@ -9,17 +9,10 @@ import Logging
 /// update's transport and block rules, and no verification (debugging a
 /// server; the benchmark's raw-transfer baseline).
 public enum Download {
-    public enum Failure: Error, CustomStringConvertible {
-        /// The output file cannot be written (a usage error).
-        case output(FileSystemError)
-        case transfer(String)
-
-        public var description: String {
-            switch self {
-            case .output(let e): return e.description
-            case .transfer(let why): return why
-            }
-        }
+    /// Why a download failed; `isOutput` when the output file is at fault (a usage error).
+    public struct Failure: Error, CustomStringConvertible {
+        public var isOutput = false
+        public var description: String
     }
 
     /// Fetches `uri` into `output` (nil: discard); returns the body's length.
@@ -28,17 +21,17 @@ public enum Download {
         var fd: Int32 = -1
         if let output {
             fd = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-            guard fd >= 0 else { throw .output(.errno(output, "cannot open")) }
+            guard fd >= 0 else { throw Failure(isOutput: true, description: FileSystemError.errno(output, "cannot open").description) }
         }
         defer { if fd >= 0 { close(fd) } }
         let client: CoapClient
         do {
             client = try CoapClient(logger: logger, psk: psk)
         } catch {
-            throw .transfer(error.description)
+            throw Failure(description: error.description)
         }
         let requester = Requester(client: client, timeout: timeout, exchangeTimeout: timeout)
-        guard requester.address(for: uri) != nil else { throw .transfer("\(uri): cannot resolve \(uri.host)") }
+        guard requester.address(for: uri) != nil else { throw Failure(description: "\(uri): cannot resolve \(uri.host)") }
         let result = requester.fetchBody(uri, szx: szx, limit: .max) { offset, bytes in
             guard fd >= 0, bytes.count > 0 else { return nil }
             return pwrite(fd, bytes.baseAddress, bytes.count, off_t(offset)) == bytes.count
@@ -46,7 +39,7 @@ public enum Download {
         }
         switch result {
         case .success(let length): return length
-        case .failure(let error): throw .transfer("\(uri): \(error)")
+        case .failure(let error): throw Failure(description: "\(uri): \(error)")
         }
     }
 }

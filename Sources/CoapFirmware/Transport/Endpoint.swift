@@ -7,10 +7,13 @@ public struct EndpointSpec: Sendable, Equatable, CustomStringConvertible {
     public var port: UInt16
     public var secure: Bool
 
-    public init(host: String, port: UInt16, secure: Bool) {
-        (self.host, self.port, self.secure) = (host, port, secure)
+    public var description: String {
+        let h = host.contains(":") ? "[\(host)]" : host
+        return "\(secure ? "coaps" : "coap")://\(h):\(port)"
     }
+}
 
+extension EndpointSpec {
     /// Parses `text`; without a port, 5683 (5684 for coaps) applies.
     public init?(_ text: String, defaultSecure: Bool = false) {
         var rest = Substring(text)
@@ -27,11 +30,6 @@ public struct EndpointSpec: Sendable, Equatable, CustomStringConvertible {
             port = p
         }
         self.init(host: host, port: port, secure: secure)
-    }
-
-    public var description: String {
-        let h = host.contains(":") ? "[\(host)]" : host
-        return "\(secure ? "coaps" : "coap")://\(h):\(port)"
     }
 }
 

@@ -5,26 +5,26 @@ import CoapFirmwareDevice
 /// exchange may take `exchangeTimeout` (libcoap's retransmissions
 /// included), then it is dropped and sent afresh, until `timeout` passes
 /// without an answer. Host names go through `--resolve` first.
-public final class Requester {
-    public let client: CoapClient
+final class Requester {
+    let client: CoapClient
     /// Longest wait without progress, in seconds (SPEC §7 `--timeout`).
-    public var timeout: Double
+    var timeout: Double
     /// How long one exchange may wait before it is sent afresh. RFC 7252's
     /// exponential back-off alone needs 2+4+8+16 s for four lost tries; on
     /// a lossy link a fresh exchange every few seconds keeps a moving
     /// transfer inside `timeout` while staying one request at a time.
-    public var exchangeTimeout: Double
-    public var mappings: [HostMapping]
+    var exchangeTimeout: Double
+    var mappings: [HostMapping]
     /// Whether any request got an answer (a server that never answered is `no-server`).
-    public private(set) var answered = false
+    private(set) var answered = false
     private var addresses: [String: Resolved] = [:]
 
-    public init(client: CoapClient, timeout: Double, exchangeTimeout: Double, mappings: [HostMapping] = []) {
+    init(client: CoapClient, timeout: Double, exchangeTimeout: Double, mappings: [HostMapping] = []) {
         (self.client, self.timeout, self.exchangeTimeout, self.mappings) = (client, timeout, exchangeTimeout, mappings)
     }
 
     /// Resolves a URI's host through the mappings first, then the system resolver.
-    public func address(for uri: CoapURI) -> Resolved? {
+    func address(for uri: CoapURI) -> Resolved? {
         let key = "\(uri.host)|\(uri.port)"
         if let known = addresses[key] { return known }
         let mapped = mappings.last { $0.host == uri.host }
@@ -34,7 +34,7 @@ public final class Requester {
     }
 
     /// One GET, retried while the server makes no progress for less than `timeout`.
-    public func get(_ uri: CoapURI, block2: Block2?, accept: UInt16? = nil) -> Result<CoapResponse, TransportError> {
+    func get(_ uri: CoapURI, block2: Block2?, accept: UInt16? = nil) -> Result<CoapResponse, TransportError> {
         guard let address = address(for: uri) else { return .failure(.unreachable("cannot resolve \(uri.host)")) }
         let deadline = monotonicMilliseconds() + Int64(timeout * 1000)
         while true {
@@ -55,14 +55,14 @@ public final class Requester {
     }
 
     /// Why a body could not be fetched.
-    public enum BodyError: Error, CustomStringConvertible {
+    enum BodyError: Error, CustomStringConvertible {
         case transport(TransportError)
         case status(String)
         case blocks(BlockReceiver.Fault)
         /// The sink refused the bytes (a full disk, say).
         case sink(String)
 
-        public var description: String {
+        var description: String {
             switch self {
             case .transport(let e): return e.description
             case .status(let code): return "CoAP \(code)"
@@ -75,7 +75,7 @@ public final class Requester {
     /// Fetches a whole body of at most `limit` bytes, block by block, each
     /// block checked by `BlockReceiver` (the one set of block rules) and
     /// handed to `sink` at its offset; returns the body's length.
-    public func fetchBody(_ uri: CoapURI, szx: UInt8, limit: UInt64,
+    func fetchBody(_ uri: CoapURI, szx: UInt8, limit: UInt64,
                           sink: (UInt64, UnsafeRawBufferPointer) -> String?) -> Result<UInt64, BodyError> {
         var receiver = BlockReceiver(limit: limit, szx: szx)
         var next: Block2? = receiver.nextBlock

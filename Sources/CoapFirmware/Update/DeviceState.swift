@@ -30,7 +30,7 @@ public final class DeviceState {
     deinit { if lockFD >= 0 { close(lockFD) } }
 
     /// Takes the state folder's lock; fails if another updater holds it.
-    public func lock() throws(FileSystemError) {
+    func lock() throws(FileSystemError) {
         let fd = open("\(root)/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw .errno("\(root)/lock", "cannot open") }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
@@ -40,8 +40,8 @@ public final class DeviceState {
         lockFD = fd
     }
 
-    public var stagingDirectory: String { "\(root)/staging" }
-    public func stagingPath(_ name: String) -> String { "\(root)/staging/\(name).part" }
+    var stagingDirectory: String { "\(root)/staging" }
+    func stagingPath(_ name: String) -> String { "\(root)/staging/\(name).part" }
     public var installedDirectory: String { "\(root)/installed" }
 
     // MARK: Installed release
@@ -171,7 +171,7 @@ public final class DeviceState {
 
     /// Removes leftovers of an interrupted install (half-built release folders,
     /// releases no longer installed); the installed one is never touched.
-    public func cleanUp() {
+    func cleanUp() {
         let current = currentReleaseName()
         for name in FileSystem.entries(of: "\(root)/releases") where name != current {
             try? FileSystem.removeTree("\(root)/releases/\(name)")
@@ -191,15 +191,15 @@ public final class DeviceState {
 
     /// Where a download stopped: the manifest it belongs to (its canonical
     /// digest), the component, the durable offset and the transfer's ETag.
-    public struct ResumeRecord: Sendable, Equatable {
-        public var manifestID: String
+    struct ResumeRecord: Sendable, Equatable {
+        var manifestID: String
         public var component: Int
         public var offset: UInt64
         public var blockSize: Int
         public var etag: ETag?
     }
 
-    public func loadResume() -> ResumeRecord? {
+    func loadResume() -> ResumeRecord? {
         guard let bytes = try? FileSystem.read("\(stagingDirectory)/resume.json", limit: 4096),
               case .object(let m)? = try? JSONParser.parse(bytes),
               case .string(let id)? = m.first(where: { $0.key == "manifest" })?.value,
@@ -216,7 +216,7 @@ public final class DeviceState {
 
     /// Records a resume point. The staged bytes up to `offset` are fsynced
     /// first, so the record never claims more than the disk holds.
-    public func saveResume(_ record: ResumeRecord, stagedFile: String) throws(FileSystemError) {
+    func saveResume(_ record: ResumeRecord, stagedFile: String) throws(FileSystemError) {
         try syncFile(stagedFile)
         var members: [(key: String, value: JSONValue)] = [
             ("manifest", .string(record.manifestID)), ("component", .number(String(record.component))),
@@ -226,7 +226,7 @@ public final class DeviceState {
         try FileSystem.atomicWrite("\(stagingDirectory)/resume.json", JSONWriter.write(.object(members)))
     }
 
-    public func clearResume() {
+    func clearResume() {
         unlink("\(stagingDirectory)/resume.json")
     }
 

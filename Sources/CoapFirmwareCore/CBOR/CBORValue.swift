@@ -1,8 +1,7 @@
-/// A decoded CBOR data item (RFC 8949 §3).
-///
-/// Maps keep their entries in wire order, duplicates included, so that a
-/// strict reader can reject a duplicate key and name it (RFC 8949 §5.6).
-/// This type holds no C and no Foundation: the device core reads it.
+/// A CBOR data item to encode (RFC 8949 §3): the host builds what it signs
+/// as values of this type and libcbor encodes them deterministically
+/// (`CBOREncoder`). Nothing is decoded into it: every read is the device's
+/// `CBORReader`.
 public indirect enum CBORValue: Sendable, Equatable {
     /// Major type 0.
     case unsigned(UInt64)
@@ -30,32 +29,6 @@ public indirect enum CBORValue: Sendable, Equatable {
     /// An integer as major type 0 or 1, whichever the sign asks for.
     public static func int(_ value: Int64) -> CBORValue {
         value >= 0 ? .unsigned(UInt64(value)) : .negative(UInt64(-(value + 1)))
-    }
-
-    /// The value as a signed 64-bit integer, if it is an integer that fits.
-    public var int64: Int64? {
-        switch self {
-        case .unsigned(let n): return n <= UInt64(Int64.max) ? Int64(n) : nil
-        case .negative(let n): return n <= UInt64(Int64.max) ? -1 - Int64(n) : nil
-        default: return nil
-        }
-    }
-
-    /// A short name of the major type, for error messages.
-    public var typeName: String {
-        switch self {
-        case .unsigned: return "unsigned integer"
-        case .negative: return "negative integer"
-        case .bytes: return "byte string"
-        case .text: return "text string"
-        case .array: return "array"
-        case .map: return "map"
-        case .tagged(let tag, _): return "tag \(tag)"
-        case .bool: return "boolean"
-        case .null: return "null"
-        case .undefined: return "undefined"
-        case .float: return "float"
-        }
     }
 }
 

@@ -13,25 +13,16 @@ public enum Hex {
 
     /// Decodes lowercase hex only: the manifest format says lowercase, and one
     /// spelling per digest keeps comparisons and signatures unambiguous.
-    public static func decodeLowercase(_ text: String) -> [UInt8]? {
+    public static func decodeLowercase(_ text: String) -> [UInt8]? { decode(text, nibble: lowerNibble) }
+
+    /// Decodes hex in either case (key files, command-line input).
+    public static func decode(_ text: String) -> [UInt8]? { decode(text, nibble: nibble) }
+
+    private static func decode(_ text: String, nibble: (UInt8) -> UInt8?) -> [UInt8]? {
         let utf8 = Array(text.utf8)
         guard utf8.count % 2 == 0 else { return nil }
         var out: [UInt8] = []
         out.reserveCapacity(utf8.count / 2)
-        var i = 0
-        while i < utf8.count {
-            guard let hi = lowerNibble(utf8[i]), let lo = lowerNibble(utf8[i + 1]) else { return nil }
-            out.append(hi << 4 | lo)
-            i += 2
-        }
-        return out
-    }
-
-    /// Decodes hex in either case (key files, command-line input).
-    public static func decode(_ text: String) -> [UInt8]? {
-        let utf8 = Array(text.utf8)
-        guard utf8.count % 2 == 0 else { return nil }
-        var out: [UInt8] = []
         var i = 0
         while i < utf8.count {
             guard let hi = nibble(utf8[i]), let lo = nibble(utf8[i + 1]) else { return nil }

@@ -12,7 +12,7 @@ public struct JSONParser {
         public var description: String { "invalid JSON at byte \(offset): \(reason)" }
     }
 
-    public static let maxDepth = 32
+    static let maxDepth = 32
 
     private let bytes: [UInt8]
     private var index = 0
@@ -67,55 +67,46 @@ public struct JSONParser {
     }
 
     private mutating func parseObject() throws(Error) -> JSONValue {
-        try enter()
-        index += 1
         var members: [(key: String, value: JSONValue)] = []
-        skipWhitespace()
-        if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
-            index += 1
-            depth -= 1
-            return .object(members)
+        try parseSequence(close: "}", in: "object") { (p: inout JSONParser) throws(Error) in
+            guard p.index < p.bytes.count, p.bytes[p.index] == UInt8(ascii: "\"") else { throw p.fail("expected a member name") }
+            let key = try p.parseString()
+            p.skipWhitespace()
+            guard p.index < p.bytes.count, p.bytes[p.index] == UInt8(ascii: ":") else { throw p.fail("expected ':'") }
+            p.index += 1
+            p.skipWhitespace()
+            members.append((key, try p.parseValue()))
         }
-        while true {
-            skipWhitespace()
-            guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw fail("expected a member name") }
-            let key = try parseString()
-            skipWhitespace()
-            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw fail("expected ':'") }
-            index += 1
-            skipWhitespace()
-            members.append((key, try parseValue()))
-            skipWhitespace()
-            guard index < bytes.count else { throw fail("unexpected end of input in object") }
-            if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-            if bytes[index] == UInt8(ascii: "}") { index += 1; break }
-            throw fail("expected ',' or '}'")
-        }
-        depth -= 1
         return .object(members)
     }
 
     private mutating func parseArray() throws(Error) -> JSONValue {
+        var elements: [JSONValue] = []
+        try parseSequence(close: "]", in: "array") { (p: inout JSONParser) throws(Error) in elements.append(try p.parseValue()) }
+        return .array(elements)
+    }
+
+    /// `[` or `{`, then `element`s separated by commas up to `close`, one level deeper.
+    private mutating func parseSequence(close: Unicode.Scalar, in what: String,
+                                        element: (inout JSONParser) throws(Error) -> Void) throws(Error) {
         try enter()
         index += 1
-        var elements: [JSONValue] = []
         skipWhitespace()
-        if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
+        if index < bytes.count, bytes[index] == UInt8(ascii: close) {
             index += 1
             depth -= 1
-            return .array(elements)
+            return
         }
         while true {
             skipWhitespace()
-            elements.append(try parseValue())
+            try element(&self)
             skipWhitespace()
-            guard index < bytes.count else { throw fail("unexpected end of input in array") }
+            guard index < bytes.count else { throw fail("unexpected end of input in \(what)") }
             if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-            if bytes[index] == UInt8(ascii: "]") { index += 1; break }
-            throw fail("expected ',' or ']'")
+            if bytes[index] == UInt8(ascii: close) { index += 1; break }
+            throw fail("expected ',' or '\(close)'")
         }
         depth -= 1
-        return .array(elements)
     }
 
     private mutating func parseNumber() throws(Error) -> JSONValue {

@@ -35,7 +35,7 @@ public indirect enum JSONValue: Sendable, Equatable {
     }
 
     /// A short name of the JSON type, for error messages.
-    public var typeName: String {
+    var typeName: String {
         switch self {
         case .object: return "object"
         case .array: return "array"

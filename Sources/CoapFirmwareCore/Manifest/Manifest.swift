@@ -34,17 +34,9 @@ public struct Manifest: Sendable, Equatable {
         firmwareDigests: [ImageDigest]? = nil, firmwareSize: UInt64? = nil,
         keyInfo: KeyInfo? = nil, components: [Component]? = nil, critical: [String]? = nil
     ) {
-        self.manifestVersion = manifestVersion
-        self.timestamp = timestamp
-        self.manufacturer = manufacturer
-        self.model = model
-        self.firmwareVersion = firmwareVersion
-        self.firmwareLocation = firmwareLocation
-        self.firmwareDigests = firmwareDigests
-        self.firmwareSize = firmwareSize
-        self.keyInfo = keyInfo
-        self.components = components
-        self.critical = critical
+        (self.manifestVersion, self.timestamp, self.manufacturer, self.model) = (manifestVersion, timestamp, manufacturer, model)
+        (self.firmwareVersion, self.firmwareLocation, self.firmwareDigests) = (firmwareVersion, firmwareLocation, firmwareDigests)
+        (self.firmwareSize, self.keyInfo, self.components, self.critical) = (firmwareSize, keyInfo, components, critical)
     }
 
     /// The images to fetch and install, in order. A single image is one
@@ -93,7 +85,19 @@ public struct Component: Sendable, Equatable {
     }
 }
 
-extension DigestAlgorithm {
+/// A closed set of values with JSON names (SPEC §2).
+public protocol JSONNamed: CaseIterable {
+    var jsonName: String { get }
+}
+
+extension JSONNamed {
+    public init?(jsonName: String) {
+        guard let found = Self.allCases.first(where: { $0.jsonName == jsonName }) else { return nil }
+        self = found
+    }
+}
+
+extension DigestAlgorithm: JSONNamed {
     /// The JSON manifest's name.
     public var jsonName: String {
         switch self {
@@ -102,11 +106,6 @@ extension DigestAlgorithm {
         case .sha512: return "sha512"
         }
     }
-
-    public init?(jsonName: String) {
-        guard let found = Self.allCases.first(where: { $0.jsonName == jsonName }) else { return nil }
-        self = found
-    }
 }
 
 /// One `{digestAlgo, hash}` entry of a `commitHash` list.
@@ -114,10 +113,7 @@ public struct ImageDigest: Sendable, Equatable {
     public var algorithm: DigestAlgorithm
     public var value: [UInt8]
 
-    public init(algorithm: DigestAlgorithm, value: [UInt8]) {
-        self.algorithm = algorithm
-        self.value = value
-    }
+    public init(algorithm: DigestAlgorithm, value: [UInt8]) { (self.algorithm, self.value) = (algorithm, value) }
 }
 
 /// A public key announced in `key-info` (COSE_Key in CBOR, JWK in JSON).
@@ -134,11 +130,11 @@ public struct KeyInfo: Sendable, Equatable {
 
 extension KeyInfoCurve {
     /// The JWK `kty` and `crv` (RFC 7518 §6.2, RFC 8037 §2).
-    public var jwkKeyType: String { self == .p256 ? "EC" : "OKP" }
-    public var jwkCurve: String { self == .p256 ? "P-256" : "Ed25519" }
+    var jwkKeyType: String { self == .p256 ? "EC" : "OKP" }
+    var jwkCurve: String { self == .p256 ? "P-256" : "Ed25519" }
 }
 
-extension ManifestField {
+extension ManifestField: JSONNamed {
     /// The JSON manifest's name (SPEC §2).
     public var jsonName: String {
         switch self {
@@ -154,10 +150,5 @@ extension ManifestField {
         case .components: return "components"
         case .critical: return "critical"
         }
-    }
-
-    public init?(jsonName: String) {
-        guard let found = Self.allCases.first(where: { $0.jsonName == jsonName }) else { return nil }
-        self = found
     }
 }

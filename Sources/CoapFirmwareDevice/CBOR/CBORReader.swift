@@ -6,13 +6,7 @@
 /// and the non-well-formed two-byte simple values below 32.
 public struct CBORReader {
     public enum Failure: UInt8, Error, Sendable, Equatable {
-        case truncated = 1
-        case indefiniteLength
-        case tooDeep
-        case invalidUTF8
-        case unsupported
-        case trailingBytes
-        case reservedHead
+        case truncated = 1, indefiniteLength, tooDeep, invalidUTF8, unsupported, trailingBytes, reservedHead
 
         public var description: StaticString {
             switch self {
@@ -140,7 +134,7 @@ public struct CBORReader {
     }
 
     /// Strict UTF-8 (RFC 3629): no overlongs, no surrogates, at most U+10FFFF.
-    public static func isValidUTF8(_ s: UnsafeRawBufferPointer) -> Bool {
+    static func isValidUTF8(_ s: UnsafeRawBufferPointer) -> Bool {
         var i = 0
         let n = s.count
         while i < n {

@@ -65,7 +65,7 @@ public struct LMOTSType: Sendable, Equatable {
     /// Number of n-byte chains.
     public let p: Int
     /// Left shift of the checksum.
-    public let ls: Int
+    let ls: Int
 
     public init?(code: UInt32) {
         switch code {
@@ -122,45 +122,61 @@ public enum LMSHash {
         return tmp
     }
 
+    /// The message digest Q = H(I ‖ u32(q) ‖ u16(D_MESG) ‖ C ‖ message)
+    /// (Algorithm 3 step 4, Algorithm 4b step 3).
+    public static func message<H: SHA256Engine>(
+        _: H.Type, identifier: UnsafeRawBufferPointer, leaf q: UInt32, randomizer c: UnsafeRawBufferPointer,
+        message feed: (inout H) -> Void
+    ) -> Digest32 {
+        hash(H.self, identifier, q, LMSDomain.mesg) { h in
+            h.update(c)
+            feed(&h)
+        }
+    }
+
     /// A leaf node: H(I ‖ u32(r) ‖ u16(D_LEAF) ‖ K) (§5.3).
     public static func leaf<H: SHA256Engine>(
         _: H.Type, identifier: UnsafeRawBufferPointer, node r: UInt32, otsPublicKey k: Digest32
     ) -> Digest32 {
-        var h = H()
-        h.update(identifier)
-        h.update(bigEndian32: r)
-        h.update(bigEndian16: LMSDomain.leaf)
-        k.withBytes { h.update($0) }
-        return h.finalizeDigest()
+        hash(H.self, identifier, r, LMSDomain.leaf) { h in k.withBytes { h.update($0) } }
     }
 
     /// An interior node: H(I ‖ u32(r) ‖ u16(D_INTR) ‖ left ‖ right) (§5.3).
     public static func interior<H: SHA256Engine>(
         _: H.Type, identifier: UnsafeRawBufferPointer, node r: UInt32, left: UnsafeRawBufferPointer, right: UnsafeRawBufferPointer
     ) -> Digest32 {
+        hash(H.self, identifier, r, LMSDomain.intr) { h in
+            h.update(left)
+            h.update(right)
+        }
+    }
+
+    /// H(I ‖ u32(r) ‖ u16(domain) ‖ what `rest` adds): the shape of every hash above.
+    @inline(__always)
+    static func hash<H: SHA256Engine>(_: H.Type, _ identifier: UnsafeRawBufferPointer, _ r: UInt32, _ domain: UInt16,
+                                      _ rest: (inout H) -> Void) -> Digest32 {
         var h = H()
         h.update(identifier)
         h.update(bigEndian32: r)
-        h.update(bigEndian16: LMSDomain.intr)
-        h.update(left)
-        h.update(right)
+        h.update(bigEndian16: domain)
+        rest(&h)
         return h.finalizeDigest()
     }
 }
 
 /// Big-endian reads over a byte view, bounds-checked, no copies.
-public struct ByteCursor {
-    public let bytes: UnsafeRawBufferPointer
-    public private(set) var offset: Int
+struct ByteCursor {
+    let bytes: UnsafeRawBufferPointer
+    private(set) var offset: Int
 
-    public init(_ bytes: UnsafeRawBufferPointer, offset: Int = 0) {
+    init(_ bytes: UnsafeRawBufferPointer, offset: Int = 0) {
         self.bytes = bytes
         self.offset = offset
     }
 
-    public var remaining: Int { bytes.count - offset }
+    var remaining: Int { bytes.count - offset }
 
-    public mutating func u32() -> UInt32? {
+    mutating func u32() -> UInt32? {
         guard remaining >= 4 else { return nil }
         var v: UInt32 = 0
         for i in 0..<4 { v = v << 8 | UInt32(bytes[offset + i]) }
@@ -169,7 +185,7 @@ public struct ByteCursor {
     }
 
     /// The next `count` bytes, as a view into the same buffer.
-    public mutating func take(_ count: Int) -> UnsafeRawBufferPointer? {
+    mutating func take(_ count: Int) -> UnsafeRawBufferPointer? {
         guard count >= 0, remaining >= count else { return nil }
         defer { offset += count }
         return UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + count)])
@@ -212,7 +228,7 @@ public struct LMSPublicKeyView {
     public static let length = 4 + 4 + 16 + 32
 
     /// Reads one key at the cursor.
-    public static func read(_ cursor: inout ByteCursor) -> Result<LMSPublicKeyView, HSSFailure> {
+    static func read(_ cursor: inout ByteCursor) -> Result<LMSPublicKeyView, HSSFailure> {
         let start = cursor.offset
         guard let typeCode = cursor.u32(), let otsCode = cursor.u32(),
               let identifier = cursor.take(16), let root = cursor.take(32) else { return .failure(.truncated) }
@@ -223,10 +239,10 @@ public struct LMSPublicKeyView {
     }
 }
 
-public enum LMS {
+enum LMS {
     /// Verifies the LMS signature at the cursor (RFC 8554 Algorithm 6a)
     /// over the message `feed` writes, consuming exactly the signature's bytes.
-    public static func verify<H: SHA256Engine>(
+    static func verify<H: SHA256Engine>(
         _ engine: H.Type, key: LMSPublicKeyView, signature cursor: inout ByteCursor,
         message feed: (inout H) -> Void
     ) -> HSSFailure? {
@@ -234,14 +250,8 @@ public enum LMS {
         guard let ots = LMOTSType(code: otsCode) else { return .unknownOTSType }
         guard ots == key.ots else { return .typeMismatch }
         guard let c = cursor.take(32) else { return .truncated }
-        // Q = H(I || u32(q) || u16(D_MESG) || C || message) (Algorithm 4b, step 3).
-        var h = H()
-        h.update(key.identifier)
-        h.update(bigEndian32: q)
-        h.update(bigEndian16: LMSDomain.mesg)
-        h.update(c)
-        feed(&h)
-        return verify(engine, key: key, ots: ots, q: q, messageDigest: h.finalizeDigest(), signature: &cursor)
+        let digest = LMSHash.message(H.self, identifier: key.identifier, leaf: q, randomizer: c, message: feed)
+        return verify(engine, key: key, ots: ots, q: q, messageDigest: digest, signature: &cursor)
     }
 
     /// The rest of Algorithm 6a once Q is known; not generic in the

@@ -69,7 +69,7 @@ public struct Digest32: Equatable, Sendable {
     }
 
     @inline(__always)
-    public mutating func withMutableBytes<R>(_ body: (UnsafeMutableRawBufferPointer) -> R) -> R {
+    mutating func withMutableBytes<R>(_ body: (UnsafeMutableRawBufferPointer) -> R) -> R {
         withUnsafeMutableBytes(of: &words) { body($0) }
     }
 

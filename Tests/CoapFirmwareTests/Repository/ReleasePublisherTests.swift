@@ -1,6 +1,6 @@
 import Testing
 import Foundation
-import CoapFirmware
+@testable import CoapFirmware
 import CoapFirmwareCore
 import CoapFirmwareDevice
 import TestSupport

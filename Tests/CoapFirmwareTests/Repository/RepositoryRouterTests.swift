@@ -1,5 +1,5 @@
 import Testing
-import CoapFirmware
+@testable import CoapFirmware
 import CoapFirmwareCore
 import CoapFirmwareDevice
 import TestSupport

@@ -1,5 +1,5 @@
 import Testing
-import CoapFirmware
+@testable import CoapFirmware
 import TestSupport
 
 /// The one PSK-file parser and the endpoint spellings of the command lines.

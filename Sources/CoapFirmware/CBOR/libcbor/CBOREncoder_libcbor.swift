@@ -22,24 +22,25 @@ public enum CBOREncoder {
         return Array(UnsafeBufferPointer(start: buffer, count: length))
     }
 
+    /// An integer item of the narrowest width that holds `n` (shortest head).
+    private static func integer(_ n: UInt64, negative: Bool) -> UnsafeMutablePointer<cbor_item_t>? {
+        let item: UnsafeMutablePointer<cbor_item_t>?
+        switch n {
+        case 0...0xFF: item = cbor_new_int8(); cbor_set_uint8(item, UInt8(n))
+        case 0...0xFFFF: item = cbor_new_int16(); cbor_set_uint16(item, UInt16(n))
+        case 0...0xFFFF_FFFF: item = cbor_new_int32(); cbor_set_uint32(item, UInt32(n))
+        default: item = cbor_new_int64(); cbor_set_uint64(item, n)
+        }
+        if negative { cbor_mark_negint(item) } else { cbor_mark_uint(item) }
+        return item
+    }
+
     /// Builds a libcbor item (reference count 1) for a value.
     private static func build(_ value: CBORValue) -> UnsafeMutablePointer<cbor_item_t> {
         let item: UnsafeMutablePointer<cbor_item_t>?
         switch value {
-        case .unsigned(let n):
-            switch n {
-            case 0...0xFF: item = cbor_build_uint8(UInt8(n))
-            case 0...0xFFFF: item = cbor_build_uint16(UInt16(n))
-            case 0...0xFFFF_FFFF: item = cbor_build_uint32(UInt32(n))
-            default: item = cbor_build_uint64(n)
-            }
-        case .negative(let n):
-            switch n {
-            case 0...0xFF: item = cbor_build_negint8(UInt8(n))
-            case 0...0xFFFF: item = cbor_build_negint16(UInt16(n))
-            case 0...0xFFFF_FFFF: item = cbor_build_negint32(UInt32(n))
-            default: item = cbor_build_negint64(n)
-            }
+        case .unsigned(let n): item = integer(n, negative: false)
+        case .negative(let n): item = integer(n, negative: true)
         case .bytes(let b):
             item = b.withUnsafeBufferPointer { cbor_build_bytestring($0.baseAddress ?? UnsafePointer(bitPattern: 1), b.count) }
         case .text(let s):

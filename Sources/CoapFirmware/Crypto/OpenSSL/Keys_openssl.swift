@@ -19,7 +19,7 @@ public enum KeyError: Error, Sendable, Equatable, CustomStringConvertible {
         case .unsupported(let why): return "unsupported key: \(why)"
         case .openssl(let why): return "OpenSSL error: \(why)"
         case .exhausted(let path, let capacity, let remaining):
-            return "HSS-LMS key \(path) is exhausted: \(remaining) of \(capacity) signature(s) remain, too few for this release; create a new key with keygen and give devices its public key first"
+            return "HSS-LMS key \(path) has \(remaining) signature(s) left of \(capacity), too few for this release (a release needs 2: COSE and JWS); create a new key with keygen and give devices its public key first"
         }
     }
 }
@@ -65,6 +65,15 @@ final class EVPKey {
             EVP_PKEY_free(pointer)
             throw .unsupported("key type \(EVP_PKEY_get_base_id(pointer)) (only EC P-256 and Ed25519 are supported)")
         }
+    }
+
+    /// Reads a PEM file's key with `read` (one of OpenSSL's PEM_read_bio_*).
+    convenience init(pem: [UInt8], kind: String, _ read: (OpaquePointer) -> OpaquePointer?) throws(KeyError) {
+        let pointer = try withMemoryBIO(pem) { bio throws(KeyError) -> OpaquePointer in
+            guard let p = read(bio) else { throw .unreadable("not a PEM \(kind): \(opensslErrorText())") }
+            return p
+        }
+        try self.init(taking: pointer)
     }
 
     deinit { EVP_PKEY_free(pointer) }
@@ -169,13 +178,7 @@ public final class PublicKey: @unchecked Sendable {
 
     /// Reads a PEM `PUBLIC KEY` (SPKI) file's bytes.
     public convenience init(pem: [UInt8]) throws(KeyError) {
-        let pointer = try withMemoryBIO(pem) { bio throws(KeyError) -> OpaquePointer in
-            guard let p = PEM_read_bio_PUBKEY(bio, nil, nil, nil) else {
-                throw .unreadable("not a PEM public key (SPKI): \(opensslErrorText())")
-            }
-            return p
-        }
-        self.init(key: try EVPKey(taking: pointer))
+        self.init(key: try EVPKey(pem: pem, kind: "public key (SPKI)") { PEM_read_bio_PUBKEY($0, nil, nil, nil) })
     }
 
     /// Reads DER SubjectPublicKeyInfo.
@@ -313,13 +316,7 @@ public final class PrivateKey {
 
     /// Reads a PEM private key (PKCS#8, or the traditional EC form).
     public convenience init(pem: [UInt8]) throws(KeyError) {
-        let pointer = try withMemoryBIO(pem) { bio throws(KeyError) -> OpaquePointer in
-            guard let p = PEM_read_bio_PrivateKey(bio, nil, nil, nil) else {
-                throw .unreadable("not a PEM private key: \(opensslErrorText())")
-            }
-            return p
-        }
-        self.init(key: try EVPKey(taking: pointer))
+        self.init(key: try EVPKey(pem: pem, kind: "private key") { PEM_read_bio_PrivateKey($0, nil, nil, nil) })
     }
 
     public var publicKey: PublicKey {

@@ -28,15 +28,15 @@ extension EndpointSpec {
 }
 
 /// A resolved server address.
-public struct Resolved: CustomStringConvertible {
+struct Resolved: CustomStringConvertible {
     var address: coap_address_t
-    public var description: String {
+    var description: String {
         var copy = address
         return withUnsafePointer(to: &copy) { describeAddress($0) }
     }
 
     /// Resolves `host` (a name or literal) and `port`.
-    public static func resolve(host: String, port: UInt16) -> Resolved? {
+    static func resolve(host: String, port: UInt16) -> Resolved? {
         guard let address = EndpointSpec(host: host, port: port, secure: false).resolve(passive: false) else { return nil }
         return Resolved(address: address)
     }

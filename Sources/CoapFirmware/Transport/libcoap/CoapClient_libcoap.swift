@@ -27,27 +27,27 @@ final class ClientSession {
 /// EXCHANGE_LIFETIME (247 s) and a deduplicating server would replay a
 /// stale response, so the client moves to a fresh session (a new local
 /// port, new MID space) every `requestsPerSession` requests.
-public final class CoapClient {
-    public static let bufferCapacity = 1024
+final class CoapClient {
+    static let bufferCapacity = 1024
 
     private let context: OpaquePointer
     private let logger: Logger
     private var session: ClientSession?
-    public var requestsPerSession = 30_000
+    var requestsPerSession = 30_000
     /// RFC 7252 §4.8 ACK_TIMEOUT in seconds (default 2) and MAX_RETRANSMIT (default 4).
-    public var ackTimeout: Double = 2
-    public var maxRetransmit = 4
-    public private(set) var sessionsOpened = 0
-    public private(set) var requestsSent = 0
+    var ackTimeout: Double = 2
+    var maxRetransmit = 4
+    private(set) var sessionsOpened = 0
+    private(set) var requestsSent = 0
 
     private var awaitedToken: [UInt8] = []
     private var received: CoapResponse?
     private var failure: TransportError?
     /// The one block buffer: the last response's payload (`payloadCount` bytes of it).
-    public let payload: UnsafeMutableRawBufferPointer
+    let payload: UnsafeMutableRawBufferPointer
     private let psk: PSKBuffers?
 
-    public init(logger: Logger, psk: PSK? = nil) throws(TransportError) {
+    init(logger: Logger, psk: PSK? = nil) throws(TransportError) {
         self.logger = logger
         coap_startup()
         routeCoapLogsToStderr()
@@ -68,15 +68,15 @@ public final class CoapClient {
     }
 
     /// The last response's payload.
-    public func payload(_ response: CoapResponse) -> UnsafeRawBufferPointer {
+    func payload(_ response: CoapResponse) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(rebasing: payload[0..<response.payloadCount])
     }
 
     /// Drops the current session (the next request opens a new one).
-    public func closeSession() { session = nil }
+    func closeSession() { session = nil }
 
     /// Sends a GET and waits up to `timeout` seconds for its response.
-    public func get(_ uri: CoapURI, address: Resolved, accept: UInt16? = nil,
+    func get(_ uri: CoapURI, address: Resolved, accept: UInt16? = nil,
                     block2: Block2? = nil, timeout: Double) throws(TransportError) -> CoapResponse {
         let session = try sessionFor(uri: uri, address: address).pointer
         guard let pdu = coap_new_pdu(COAP_MESSAGE_CON, COAP_REQUEST_CODE_GET, session) else {

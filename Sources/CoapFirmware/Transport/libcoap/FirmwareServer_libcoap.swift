@@ -248,12 +248,8 @@ final class TransferRecord {
     let started = monotonicMilliseconds()
 
     init(logger: Logger, file: MappedFile, peer: String, path: String, blockSize: Int, firstBlock: Int) {
-        self.logger = logger
-        self.file = file
-        self.peer = peer
-        self.path = path
-        self.blockSize = blockSize
-        self.firstBlock = firstBlock
+        (self.logger, self.file, self.peer) = (logger, file, peer)
+        (self.path, self.blockSize, self.firstBlock) = (path, blockSize, firstBlock)
     }
 }
 

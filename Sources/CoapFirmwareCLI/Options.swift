@@ -1,0 +1,88 @@
+import ArgumentParser
+import CoapFirmware
+import CoapFirmwareDevice
+
+/// `--manufacturer` and `--model`: the product a release or a device is.
+public struct ProductOptions: ParsableArguments {
+    @Option(help: "Manufacturer name, e.g. example.com.")
+    public var manufacturer: String
+
+    @Option(help: "Device model, e.g. c7960.")
+    public var model: String
+
+    public init() {}
+}
+
+/// `--trust`: the public keys a device or a verifier trusts.
+public struct TrustOptions: ParsableArguments {
+    @Option(help: "Trusted public key (PEM SPKI, or RFC 8554 bytes for HSS-LMS); repeat to trust several.")
+    public var trust: [String] = []
+
+    public init() {}
+
+    public func keys() throws -> [PublicKey] { try loadTrustedKeys(trust) }
+}
+
+/// How a client fetches: block size, patience, DTLS key.
+public struct ClientTransportOptions: ParsableArguments {
+    @Option(name: .customLong("block-size"), help: "Block2 size in bytes: 16, 32, 64, 128, 256, 512 or 1024.")
+    public var blockSize = 1024
+
+    @Option(help: "Seconds to wait without progress at one server before moving on.")
+    public var timeout: Double = 30
+
+    @Option(name: .customLong("psk-file"), help: ArgumentHelp("DTLS key for coaps:// ('identity:hexkey'; the first one is used).", valueName: "FILE"))
+    public var pskFile: String?
+
+    public init() {}
+
+    /// The Block2 exponent of `--block-size`, or a usage error.
+    public func szx() throws -> UInt8 {
+        guard let szx = Block2.szx(forSize: blockSize) else {
+            throw CommandFailure.usage("--block-size \(blockSize): expected 16, 32, 64, 128, 256, 512 or 1024")
+        }
+        return szx
+    }
+
+    /// `--timeout`, or a usage error.
+    public func checkedTimeout() throws -> Double {
+        guard timeout > 0 else { throw CommandFailure.usage("--timeout \(timeout): must be more than 0 seconds") }
+        return timeout
+    }
+
+    /// The first key of `--psk-file` (a device has one identity).
+    public func psk() throws -> PSK? { try pskFile.map(readPSKFile)?.first }
+}
+
+/// The shape of a new HSS-LMS key (`keygen --alg HSS-LMS`).
+public struct HSSKeyOptions: ParsableArguments {
+    @Option(help: "HSS-LMS: number of HSS levels, 1-8 (default 1).")
+    public var levels: Int?
+
+    @Option(help: "HSS-LMS: LMS tree height per level: 5, 10 or 15 (default 10).")
+    public var height: Int?
+
+    @Option(help: "HSS-LMS: Winternitz parameter: 1, 2, 4 or 8 (default 4).")
+    public var w: Int?
+
+    public init() {}
+
+    public var isEmpty: Bool { levels == nil && height == nil && w == nil }
+}
+
+/// DTLS for `serve`: pre-shared keys and X.509.
+public struct DTLSServerOptions: ParsableArguments {
+    @Option(name: .customLong("psk-file"), help: ArgumentHelp("DTLS pre-shared keys, one 'identity:hexkey' per line.", valueName: "FILE"))
+    public var pskFile: String?
+
+    @Option(help: ArgumentHelp("DTLS server certificate (PEM).", valueName: "FILE"))
+    public var cert: String?
+
+    @Option(name: .customLong("cert-key"), help: ArgumentHelp("Private key of --cert (PEM).", valueName: "FILE"))
+    public var certKey: String?
+
+    @Option(help: ArgumentHelp("CA certificate (PEM) that client certificates must chain to.", valueName: "FILE"))
+    public var ca: String?
+
+    public init() {}
+}
