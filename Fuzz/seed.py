@@ -12,6 +12,7 @@ import cbor2
 
 HERE = Path(__file__).resolve().parent
 VECTORS = HERE.parent / "Vectors" / "manifests"
+DEVICE_VECTORS = HERE.parent / "Vectors" / "device"
 
 
 def put(target, data):
@@ -24,7 +25,7 @@ def b64(s):
     return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
 
 
-for f in sorted(VECTORS.iterdir()):
+for f in sorted(VECTORS.iterdir()) + sorted(DEVICE_VECTORS.iterdir()):
     if f.suffix not in (".cbor", ".json") or f.name == "index.json":
         continue
     data = f.read_bytes()

@@ -116,12 +116,12 @@ extension FieldPath.Member {
     var name: String {
         switch self {
         case .none: return ""
-        case .name: return "name"
-        case .location: return "location"
-        case .size: return "size"
-        case .commitHash: return "commitHash"
-        case .digestAlgo: return "digestAlgo"
-        case .hash: return "hash"
+        case .name: return ComponentKey.name.jsonName
+        case .location: return ComponentKey.location.jsonName
+        case .size: return ComponentKey.size.jsonName
+        case .commitHash: return ComponentKey.commitHash.jsonName
+        case .digestAlgo: return DigestKey.digestAlgo.jsonName
+        case .hash: return DigestKey.hash.jsonName
         case .unknownKey: return "key"
         }
     }

@@ -55,7 +55,9 @@ extension Manifest {
             if let value { members.append((field.jsonName, value)) }
         }
         func digests(_ list: [ImageDigest]) -> JSONValue {
-            .array(list.map { .object([("digestAlgo", .string($0.algorithm.jsonName)), ("hash", .string(Hex.encode($0.value)))]) })
+            .array(list.map {
+                .object([(DigestKey.digestAlgo.jsonName, .string($0.algorithm.jsonName)), (DigestKey.hash.jsonName, .string(Hex.encode($0.value)))])
+            })
         }
         put(.manifestVersion, .string(manifestVersion))
         put(.timestamp, .string(RFC3339.format(timestamp)))
@@ -74,8 +76,8 @@ extension Manifest {
         put(.firmwareSize, firmwareSize.map { .number(String($0)) })
         put(.components, components.map { list in
             .array(list.map { c in
-                .object([("name", .string(c.name)), ("location", .string(c.location)),
-                         ("size", .number(String(c.size))), ("commitHash", digests(c.digests))])
+                .object([(ComponentKey.name.jsonName, .string(c.name)), (ComponentKey.location.jsonName, .string(c.location)),
+                         (ComponentKey.size.jsonName, .number(String(c.size))), (ComponentKey.commitHash.jsonName, digests(c.digests))])
             })
         })
         put(.critical, critical.map { .array($0.map { .string($0) }) })

@@ -134,6 +134,21 @@ extension KeyInfoCurve {
     var jwkCurve: String { self == .p256 ? "P-256" : "Ed25519" }
 }
 
+extension ComponentKey: JSONNamed {
+    public var jsonName: String {
+        switch self {
+        case .name: return "name"
+        case .location: return "location"
+        case .size: return "size"
+        case .commitHash: return "commitHash"
+        }
+    }
+}
+
+extension DigestKey: JSONNamed {
+    public var jsonName: String { self == .digestAlgo ? "digestAlgo" : "hash" }
+}
+
 extension ManifestField: JSONNamed {
     /// The JSON manifest's name (SPEC §2).
     public var jsonName: String {

@@ -3,6 +3,7 @@ internal import CCoap
 import Glibc
 #endif
 import CoapFirmwareCore
+import CoapFirmwareDevice
 import Logging
 
 /// Serves a firmware repository over CoAP with libcoap (RFC 7252, block-wise
@@ -156,9 +157,10 @@ public final class FirmwareServer {
                 return
             }
             var block = coap_block_b_t()
-            let blockSize = coap_get_block_b(session, request, coap_option_num_t(COAP_OPTION_BLOCK2), &block) == 1
-                ? 1 << (block.szx + 4) : 1024
-            let record = TransferRecord(logger: logger, file: file, peer: peer, path: path, blockSize: Int(blockSize),
+            let asked = coap_get_block_b(session, request, coap_option_num_t(COAP_OPTION_BLOCK2), &block) == 1
+            // SZX 7 is reserved over UDP (RFC 7959 §2.2, BERT is RFC 8323 for TCP).
+            let blockSize = Block2.size(szx: asked ? min(UInt8(block.szx), Block2.maxSZX) : Block2.maxSZX)
+            let record = TransferRecord(logger: logger, file: file, peer: peer, path: path, blockSize: blockSize,
                                         firstBlock: Int(block.num))
             let maxAge: Int32 = kind == .image ? -1 : Int32(configuration.manifestMaxAge)
             coap_pdu_set_code(response, COAP_RESPONSE_CODE_CONTENT)
@@ -168,7 +170,7 @@ public final class FirmwareServer {
             // state dropped after ~93 s), get them here, encoded as libcoap
             // encodes them (no leading zero bytes), so the ETag never changes.
             var buffer = [UInt8](repeating: 0, count: 8)
-            let spansBlocks = file.count > Int(blockSize)
+            let spansBlocks = file.count > blockSize
             if block.num > 0 || !spansBlocks {
                 let n = coap_encode_var_safe8(&buffer, buffer.count, file.etag)
                 coap_add_option(response, coap_option_num_t(COAP_OPTION_ETAG), Int(n), buffer)
