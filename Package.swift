@@ -13,6 +13,7 @@ let package = Package(
     products: [
         .library(name: "CoapFirmware", targets: ["CoapFirmware"]),
         .library(name: "CoapFirmwareCore", targets: ["CoapFirmwareCore"]),
+        .library(name: "CoapFirmwareDevice", targets: ["CoapFirmwareDevice"]),
         .executable(name: "coap-fw-server", targets: ["coap-fw-server"]),
         .executable(name: "coap-fw-client", targets: ["coap-fw-client"]),
     ],

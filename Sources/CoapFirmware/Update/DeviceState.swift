@@ -193,10 +193,10 @@ public final class DeviceState {
     /// digest), the component, the durable offset and the transfer's ETag.
     struct ResumeRecord: Sendable, Equatable {
         var manifestID: String
-        public var component: Int
-        public var offset: UInt64
-        public var blockSize: Int
-        public var etag: ETag?
+        var component: Int
+        var offset: UInt64
+        var blockSize: Int
+        var etag: ETag?
     }
 
     func loadResume() -> ResumeRecord? {

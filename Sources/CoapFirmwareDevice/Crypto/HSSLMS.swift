@@ -95,9 +95,9 @@ public struct LMOTSType: Sendable, Equatable {
 /// Domain separators (RFC 8554 §3.3 / §4.3).
 public enum LMSDomain {
     public static let pblc: UInt16 = 0x8080
-    public static let mesg: UInt16 = 0x8181
+    static let mesg: UInt16 = 0x8181
     public static let leaf: UInt16 = 0x8282
-    public static let intr: UInt16 = 0x8383
+    static let intr: UInt16 = 0x8383
 }
 
 /// The hash steps of RFC 8554 that both the verifier (here) and the signer
@@ -303,7 +303,7 @@ enum LMS {
 public enum HSS {
     public static let maxLevels = 8
     /// COSE algorithm identifier (RFC 8778).
-    public static let coseAlgorithm: Int64 = -46
+    static let coseAlgorithm: Int64 = -46
 
     /// Reads an HSS public key (RFC 8554 §6.1: L, then the top LMS key),
     /// requiring exactly its bytes.

@@ -52,6 +52,10 @@ public final class FirmwareServer {
         rescan()
     }
 
+    // libcoap calls back while its context is freed (session events, body
+    // releases): by then this object is gone, so its callbacks must find nothing.
+    deinit { if let context { coap_set_app_data(context.pointer, nil) } }
+
     /// Runs until `stop()` or `shouldStop()` says so.
     public func run(shouldStop: () -> Bool = { false }) {
         var lastScan = monotonicMilliseconds()
