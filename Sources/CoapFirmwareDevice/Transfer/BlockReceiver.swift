@@ -6,9 +6,9 @@
 ///
 /// Rules, after RIOT's SUIT block callback: a block must start where the
 /// previous one ended; every block but the last is full; the body may not
-/// run past the expected size (or the limit) nor stop short of it; the
-/// ETag may not change; a Size2 that disagrees with the manifest is
-/// refused at once.
+/// run past the expected size (or the limit) nor stop short of it, and it
+/// ends where the signed size says, whatever the More flag; the ETag may
+/// not change; a Size2 that disagrees with the manifest is refused at once.
 public struct BlockReceiver: Sendable, Equatable {
     /// One response as received.
     public struct Block: Sendable, Equatable {
@@ -94,13 +94,17 @@ public struct BlockReceiver: Sendable, Equatable {
             return .restart(.shortBlock(offset: start, count: block.payloadCount, blockSize: b.size))
         }
         let end = start + UInt64(block.payloadCount)
-        if end > limit || (b.more && end == expectedSize) { return .mismatch(.tooLong(size: limit)) }
+        if end > limit { return .mismatch(.tooLong(size: limit)) }
         if let expectedSize, !b.more && end < expectedSize { return .mismatch(.truncated(at: end, size: expectedSize)) }
         // A server may answer with a smaller block than asked (RFC 7959 §2.4); keep its size.
         szx = b.szx
         etag = block.etag
         offset = end
-        if !b.more { isComplete = true }
-        return .accept(offset: start, next: b.more ? Block2(number: b.number + 1, szx: b.szx) : nil)
+        // The signed size is the authority: a body that reaches it is complete
+        // even if the server says More (CoAPthon3 does, on a last full block);
+        // the digests decide whether those bytes are the image.
+        let last = !b.more || end == expectedSize
+        if last { isComplete = true }
+        return .accept(offset: start, next: last ? nil : Block2(number: b.number + 1, szx: b.szx))
     }
 }

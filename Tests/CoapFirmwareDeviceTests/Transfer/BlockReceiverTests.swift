@@ -46,12 +46,23 @@ func next(_ n: UInt32, szx: UInt8 = 6) -> Block2 { Block2(number: n, szx: szx) }
         #expect(r.receive(block(1, more: true, count: 1000)) == .restart(.shortBlock(offset: 1024, count: 1000, blockSize: 1024)))
         #expect(r.receive(block(1, more: false, count: 10)) == .mismatch(.truncated(at: 1034, size: 3000)))
         #expect(r.receive(block(1, more: true)) == .accept(offset: 1024, next: next(2)))
-        #expect(r.receive(block(2, more: true)) == .mismatch(.tooLong(size: 3000)))
+        #expect(r.receive(block(2, more: true)) == .mismatch(.tooLong(size: 3000)), "past the signed size, More or not")
         #expect(r.receive(block(2, more: false, count: 1000)) == .mismatch(.tooLong(size: 3000)))
         #expect(r.receive(block(2, more: false, count: 952)) == .accept(offset: 2048, next: nil))
         var big = BlockReceiver(expectedSize: 100, szx: 2)
         #expect(big.receive(block(0, more: true, szx: 3)) == .restart(.blockSizeGrew(asked: 2, got: 3)))
         #expect(big.receive(block(UInt32.max, more: true, szx: 2)) == .restart(.outOfOrder(expectedOffset: 0, got: UInt64(UInt32.max) * 64)))
+    }
+
+    /// CoAPthon3 sets More on the last block when the body is a multiple
+    /// of the block size (PEERS.md): the signed size ends the body.
+    @Test func moreOnTheBlockThatReachesTheSignedSize() {
+        var r = BlockReceiver(expectedSize: 2048, szx: 6)
+        #expect(r.receive(block(0, more: true)) == .accept(offset: 0, next: next(1)))
+        #expect(r.receive(block(1, more: true)) == .accept(offset: 1024, next: nil))
+        #expect(r.isComplete && r.offset == 2048)
+        var empty = BlockReceiver(expectedSize: 0, szx: 6)
+        #expect(empty.receive(block(0, more: true, count: 0)) == .restart(.shortBlock(offset: 0, count: 0, blockSize: 1024)))
     }
 
     @Test func resumesWithTheSameETagOnly() {
