@@ -29,6 +29,8 @@ let package = Package(
                        providers: [.apt(["libcbor-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto",
                        providers: [.apt(["libssl-dev"])]),
+        // The few things that must be C (a signal handler); each says why in its header.
+        .target(name: "CFirmwareShims"),
 
         // What a device accepts, and the only copy of those rules: pure Swift,
         // no Foundation, no C, no allocation (`make embedded` builds this folder).
@@ -41,7 +43,7 @@ let package = Package(
         .target(
             name: "CoapFirmware",
             dependencies: [
-                "CoapFirmwareDevice", "CoapFirmwareCore", "CCBOR", "CCrypto", "CCoap",
+                "CoapFirmwareDevice", "CoapFirmwareCore", "CCBOR", "CCrypto", "CCoap", "CFirmwareShims",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

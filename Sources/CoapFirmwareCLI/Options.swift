@@ -11,6 +11,16 @@ public struct ProductOptions: ParsableArguments {
     public var model: String
 
     public init() {}
+
+    /// Both names, or a usage error: each is one URI path segment (SPEC §4).
+    public func checked() throws -> (manufacturer: String, model: String) {
+        for (option, value) in [("--manufacturer", manufacturer), ("--model", model)] {
+            guard !value.isEmpty, !value.contains("/"), value != ".", value != ".." else {
+                throw CommandFailure.usage("\(option) \"\(value)\": expected a name, e.g. \(option == "--model" ? "c7960" : "example.com")")
+            }
+        }
+        return (manufacturer, model)
+    }
 }
 
 /// `--trust`: the public keys a device or a verifier trusts.
@@ -46,7 +56,9 @@ public struct ClientTransportOptions: ParsableArguments {
 
     /// `--timeout`, or a usage error.
     public func checkedTimeout() throws -> Double {
-        guard timeout > 0 else { throw CommandFailure.usage("--timeout \(timeout): must be more than 0 seconds") }
+        guard timeout > 0 && timeout <= 86_400 else {
+            throw CommandFailure.usage("--timeout \(timeout): expected more than 0 and at most 86400 seconds")
+        }
         return timeout
     }
 

@@ -50,6 +50,11 @@ struct Update: ParsableCommand {
     @Option(name: .customLong("max-retransmit"), help: "RFC 7252 MAX_RETRANSMIT: retransmissions of one message before it is given up.")
     var maxRetransmit = 4
 
+    @Option(name: .customLong("origin-check"), help: ArgumentHelp(
+        "After a local server answers up-to-date, ask the origin too when it was last asked this many seconds ago or more (0: every time).",
+        valueName: "SECONDS"))
+    var originCheck: Double?
+
     @Flag(help: "Print one JSON object (SPEC §7) instead of text.")
     var json = false
 
@@ -61,9 +66,17 @@ struct Update: ParsableCommand {
         guard let format = ManifestFormat(rawValue: format.lowercased()) else {
             throw CommandFailure.usage("--format \(self.format): expected cbor or json")
         }
-        let szx = try transport.szx(), timeout = try transport.checkedTimeout()
-        var options = UpdateOptions(trustedKeys: try trust.keys(), manufacturer: product.manufacturer, model: product.model,
+        let szx = try transport.szx(), timeout = try transport.checkedTimeout(), names = try product.checked()
+        guard !state.isEmpty, !FileSystem.exists(state) || FileSystem.isDirectory(state) else {
+            throw CommandFailure.usage("--state \"\(state)\": expected a folder (it is created if missing)")
+        }
+        let originCheck = self.originCheck ?? 86_400  // a day
+        guard originCheck.isFinite, (0...3_153_600_000).contains(originCheck) else {
+            throw CommandFailure.usage("--origin-check \(originCheck): expected 0 to 3153600000 seconds")
+        }
+        var options = UpdateOptions(trustedKeys: try trust.keys(), manufacturer: names.manufacturer, model: names.model,
                                     stateDirectory: state)
+        options.originCheck = originCheck
         options.format = format
         options.szx = szx
         options.slotSize = slotSize
@@ -81,6 +94,7 @@ struct Update: ParsableCommand {
         }
         if let origin {
             guard let uri = CoapURI(origin) else { throw CommandFailure.usage("--origin \(origin): expected a coap:// or coaps:// URI") }
+            guard !uri.secure || transport.pskFile != nil else { throw CommandFailure.usage("--origin \(origin): coaps needs --psk-file") }
             options.origin = uri
         }
         for entry in resolve {
@@ -99,7 +113,10 @@ struct Update: ParsableCommand {
         do {
             report = try Updater(options: options, logger: logger, progress: bar.update).run()
         } catch {
-            throw CommandFailure.failed("--state \(state): \(error.description)")
+            // The state folder cannot be used: nothing was tried, nothing changed.
+            let reason = "--state \(state): \(error.description)"
+            if json { printJSON(UpdateReport(result: .transferFailed, reason: reason, bytesTransferred: 0).json) }
+            throw CommandFailure.failed(reason)
         }
         bar.finish()
         if json {

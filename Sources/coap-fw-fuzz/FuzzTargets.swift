@@ -124,6 +124,7 @@ func fuzzBlocks(_ bytes: [UInt8]) {
     var engine = UpdateEngine(device: DeviceProfile(manufacturer: "m", model: "x"), szx: szx)
     _ = engine.start()
     _ = engine.manifestVerified(VerifiedManifest(manifest: manifest, format: .cbor, envelope: [], signerKid: [], algorithm: .es256))
+    _ = engine.stagingPrepared()
     var stored: [UInt64] = [0, 0]
     var i = 4
     while i + 8 <= bytes.count {

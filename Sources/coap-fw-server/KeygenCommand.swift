@@ -41,16 +41,19 @@ struct Keygen: ParsableCommand {
         if !force, FileSystem.exists(privatePath) || FileSystem.exists(publicPath) {
             throw CommandFailure.failed("\(out) already holds a key pair; refusing to overwrite it (use --force)")
         }
+        // Every option is checked before anything is written.
+        var parameters: [(LMSType, LMOTSType)] = []
+        if algorithm == .hssLms {
+            do {
+                parameters = try HSSPrivateKey.parameters(levels: hss.levels, height: hss.height, w: hss.w)
+            } catch {
+                throw CommandFailure.usage(error.message)
+            }
+        }
         do {
             try FileSystem.makeDirectories(out)
             let key: PrivateKey
             if algorithm == .hssLms {
-                let parameters: [(LMSType, LMOTSType)]
-                do {
-                    parameters = try HSSPrivateKey.parameters(levels: hss.levels, height: hss.height, w: hss.w)
-                } catch {
-                    throw CommandFailure.usage(error.message)
-                }
                 key = PrivateKey(hss: try HSSPrivateKey.generate(levels: parameters, path: privatePath))
             } else {
                 key = try PrivateKey.generate(algorithm)

@@ -41,7 +41,7 @@ struct Publish: ParsableCommand {
     @Option(name: .customLong("key-info"), help: "Announce this public key (PEM) as the manufacturer's next key (key rollover).")
     var keyInfo: String?
 
-    @Flag(help: "Replace a published version, or publish below the current one.")
+    @Flag(help: "Replace a published version, publish below the current one, or with a timestamp more than a day ahead.")
     var force = false
 
     @Flag(help: "Use a private key file that others can read (refused by default).")
@@ -85,14 +85,14 @@ struct Publish: ParsableCommand {
             when = Int64(time(nil))
         }
 
-        if let mode = FileSystem.permissions(key), mode & 0o077 != 0, !allowInsecureKey {
-            throw CommandFailure.usage("--key \(key): the private key is readable by others (mode \(String(mode, radix: 8))); run chmod 600 \(key), or pass --allow-insecure-key")
-        }
         let privateKey: PrivateKey
         do {
             privateKey = try PrivateKey.load(path: key, bytes: try readArgumentFile(key, option: "--key"))
         } catch let error as KeyError {
             throw CommandFailure.usage("--key \(key): \(error.description)")
+        }
+        if let mode = FileSystem.permissions(key), mode & 0o077 != 0, !allowInsecureKey {
+            throw CommandFailure.usage("--key \(key): the private key is readable by others (mode \(String(mode, radix: 8))); run chmod 600 \(key), or pass --allow-insecure-key")
         }
         var options = ReleasePublisher.Options(
             manufacturer: product.manufacturer, model: product.model, version: version, images: images,

@@ -37,20 +37,29 @@ struct Serve: ParsableCommand {
 
     @OptionGroup var dtls: DTLSServerOptions
 
-    @Option(name: .customLong("max-sessions"), help: "Most sessions at once; requests beyond get 5.03.")
+    @Option(name: .customLong("max-sessions"), help: "Most idle sessions kept; past it the oldest idle one is freed.")
     var maxSessions = 1000
+
+    @Option(name: .customLong("max-observers"), help: "Most observing sessions in all (32 per peer address); past it the oldest registration is dropped.")
+    var maxObservers = 1000
 
     @Option(name: .customLong("idle-timeout"), help: "Seconds before an idle session is dropped.")
     var idleTimeout = 300
+
+    @Option(help: ArgumentHelp("RFC 9175 Echo before answering a peer address not yet verified: off or all (libcoap and coap-fw-client repeat the request; aiocoap and CoAPthon3 do not).", valueName: "MODE"))
+    var echo = EchoMode.off
 
     @OptionGroup var verbosity: VerbosityOptions
 
     func run() throws {
         let logger = verbosity.logger("coap-fw-server", quiet: .notice)
 
+        for (option, value, range) in [("--max-sessions", maxSessions, 1...1_000_000), ("--max-observers", maxObservers, 1...1_000_000),
+                                       ("--idle-timeout", idleTimeout, 1...86_400)] where !range.contains(value) {
+            throw CommandFailure.usage("\(option) \(value): expected \(range.lowerBound) to \(range.upperBound)")
+        }
         var config = ServerConfiguration(repository: repository.repo)
-        config.maxSessions = maxSessions
-        config.idleTimeout = idleTimeout
+        (config.maxSessions, config.maxObservers, config.idleTimeout, config.echo) = (maxSessions, maxObservers, idleTimeout, echo)
         if noPlain {
             config.listen = []
         } else if !listen.isEmpty {
@@ -82,7 +91,7 @@ struct Serve: ParsableCommand {
         do {
             server = try FirmwareServer(configuration: config, logger: logger)
         } catch {
-            throw CommandFailure.usage(error.description)
+            throw error.isUsage ? CommandFailure.usage(error.description) : CommandFailure.failed(error.description)
         }
         signal(SIGINT) { _ in stopSignal = 1 }
         signal(SIGTERM) { _ in stopSignal = 1 }
@@ -92,3 +101,5 @@ struct Serve: ParsableCommand {
         logger.notice("stopped")
     }
 }
+
+extension EchoMode: ExpressibleByArgument {}

@@ -60,6 +60,11 @@ struct JWSFlattened {
         } catch {
             throw .badManifest(field: "JWS.protected", reason: "\(error)")
         }
+        // RFC 7515 §4: a header with a duplicate member name must be rejected.
+        var names = Set<String>()
+        for member in header where !names.insert(member.key).inserted {
+            throw .badManifest(field: "JWS.protected.\(member.key)", reason: "header member given twice")
+        }
         if header.contains(where: { $0.key == "crit" || $0.key == "b64" }) {
             throw .badSignature(field: "crit", reason: "header extensions (crit, b64) are not supported")
         }

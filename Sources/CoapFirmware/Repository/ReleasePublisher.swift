@@ -66,7 +66,7 @@ public struct ReleasePublisher {
         public var digests: [DigestAlgorithm] = [.sha256]
         /// A successor key to announce in `key-info` (key rollover).
         public var nextKey: PublicKey?
-        /// Replace a published version, or publish below the current one.
+        /// Replace a published version, publish below the current one, or with a timestamp more than a day ahead.
         public var force = false
 
         public init(manufacturer: String, model: String, version: FirmwareVersion, images: [ReleaseImage],
@@ -84,11 +84,15 @@ public struct ReleasePublisher {
     }
 
     public func publish(_ options: Options) throws(PublishError) -> Result {
-        guard Manifest.isSafeName(options.manufacturer) else {
-            throw .invalidArgument(option: "--manufacturer", reason: "\"\(options.manufacturer)\" must be 1-64 letters, digits, '.', '_' or '-'")
+        try Self.checkName(options.manufacturer, option: "--manufacturer", isImage: false)
+        try Self.checkName(options.model, option: "--model", isImage: false)
+        guard ManifestView.timestampRange.contains(options.timestamp) else {
+            throw .invalidArgument(option: "--timestamp", reason: "\(options.timestamp) is outside the years 0000 to 9999")
         }
-        guard Manifest.isSafeName(options.model) else {
-            throw .invalidArgument(option: "--model", reason: "\"\(options.model)\" must be 1-64 letters, digits, '.', '_' or '-'")
+        // One release from the future would make every later one a rollback for the whole fleet.
+        let now = Int64(time(nil))
+        guard options.force || options.timestamp <= now + 86_400 else {
+            throw .invalidArgument(option: "--timestamp", reason: "\(RFC3339.format(options.timestamp)) is more than a day ahead of this machine's clock (\(RFC3339.format(now))); devices would refuse every later release as a rollback (use --force if you mean it)")
         }
         guard !options.images.isEmpty else { throw .invalidArgument(option: "--image", reason: "no image given") }
         guard options.images.count <= ManifestView.maxImages else {
@@ -106,12 +110,11 @@ public struct ReleasePublisher {
         var fileNames = Set<String>()
         for image in options.images {
             let option = options.isSplit ? "--component \(image.name)" : "--image"
-            guard Manifest.isSafeName(image.name) else {
-                throw .invalidArgument(option: option, reason: "\"\(image.name)\" must be 1-64 letters, digits, '.', '_' or '-'")
-            }
+            try Self.checkName(image.name, option: option, isImage: true)
             let fileName = FileSystem.baseName(of: image.path)
-            guard Manifest.isSafeName(fileName) else {
-                throw .invalidArgument(option: option, reason: "file name \"\(fileName)\" must be 1-64 letters, digits, '.', '_' or '-'")
+            try Self.checkName(fileName, option: option, isImage: true, what: "file name ")
+            guard FileSystem.isRegularFile(image.path) else {
+                throw .invalidArgument(option: option, reason: "\(image.path) is not a regular file")
             }
             guard fileNames.insert(fileName).inserted else {
                 throw .invalidArgument(option: option, reason: "two images share the file name \"\(fileName)\"")
@@ -192,6 +195,18 @@ public struct ReleasePublisher {
         }
         return Result(manifest: manifest, manifestPaths: envelopes.map { "\(modelDirectory)/\($0.0.fileName)" },
                       versionDirectory: versionDirectory)
+    }
+
+    /// A name that becomes a folder or file of the repository (served, so not
+    /// hidden: the server never serves names that start with '.') and, for an
+    /// image, a file of the device's release folder (`Manifest.isImageName`).
+    static func checkName(_ name: String, option: String, isImage: Bool, what: String = "") throws(PublishError) {
+        guard Manifest.isSafeName(name), !name.hasPrefix(".") else {
+            throw .invalidArgument(option: option, reason: "\(what)\"\(name)\" must be 1-64 letters, digits, '.', '_' or '-', not starting with '.'")
+        }
+        guard !isImage || Manifest.isImageName(name) else {
+            throw .invalidArgument(option: option, reason: "\(what)\"\(name)\" is a name the device keeps its records under")
+        }
     }
 
     /// The release currently published for a model, read from its CBOR

@@ -66,6 +66,16 @@ struct RepositoryCatalog: Equatable {
         }
     }
 
+    /// The `/.well-known/core` body (RFC 6690): every resource, sorted, with
+    /// its `ct` and `rt` and `obs` for the observable ones.
+    var linkFormat: [UInt8] {
+        let links = resources.keys.sorted().map { path -> String in
+            let r = resources[path]!
+            return "</\(path)>;ct=\(r.contentFormat);rt=\"\(r.observable ? "firmware.manifest" : "firmware.image")\"\(r.observable ? ";obs" : "")"
+        }
+        return Array(links.joined(separator: ",").utf8)
+    }
+
     /// Models whose manifest files changed since `old` (a model that is new
     /// has no observers yet, so it is not listed).
     func changedModels(since old: RepositoryCatalog) -> [String] {

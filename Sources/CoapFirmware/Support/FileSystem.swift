@@ -50,6 +50,29 @@ public enum FileSystem {
         return out
     }
 
+    /// Creates `path` anew, never through a link someone planted there: a
+    /// leftover (file or symlink) is removed first, then `O_CREAT | O_EXCL |
+    /// O_NOFOLLOW` refuses anything that appears in between.
+    public static func createExclusive(_ path: String, flags: Int32, mode: mode_t) throws(FileSystemError) -> Int32 {
+        unlink(path)
+        let fd = open(path, flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw .errno(path, "cannot create") }
+        return fd
+    }
+
+    /// Opens an existing regular file for reading and writing, not through a
+    /// symlink; nil when it is missing, a link or not a regular file.
+    public static func openRegularFile(_ path: String) -> Int32? {
+        let fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
+            return nil
+        }
+        return fd
+    }
+
     /// The names in a folder (without "." and ".."), sorted; empty if it cannot be read.
     static func entries(of path: String) -> [String] { readEntries(path) ?? [] }
 
@@ -87,8 +110,7 @@ public enum FileSystem {
     /// fsync of the directory.
     public static func atomicWrite(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws(FileSystemError) {
         let temp = "\(directory(of: path))/.\(baseName(of: path)).tmp-\(getpid())"
-        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
-        guard fd >= 0 else { throw .errno(temp, "cannot create") }
+        let fd = try createExclusive(temp, flags: O_WRONLY, mode: mode)
         // The umask must not widen or narrow what the caller asked for (0600 keys).
         fchmod(fd, mode)
         var written = 0
@@ -139,6 +161,12 @@ public enum FileSystem {
     public static func exists(_ path: String) -> Bool {
         var info = stat()
         return lstat(path, &info) == 0
+    }
+
+    /// Whether `path` is a regular file (symlinks followed): not a FIFO, a device or a folder.
+    public static func isRegularFile(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG
     }
 
     public static func isDirectory(_ path: String) -> Bool {

@@ -10,6 +10,8 @@ struct CoapResponse: Sendable, Equatable {
     var etag: ETag?
     var block2: Block2?
     var size2: UInt64?
+    /// RFC 9175 Echo value (1 to 40 bytes), sent with a 4.01 challenge.
+    var echo: [UInt8]?
     var payloadCount = 0
 
     init(code: UInt8) {

@@ -1,7 +1,9 @@
-/// Why the server could not start.
+/// Why the server could not start; `isUsage` when the command line asks for
+/// something unusable (exit 2), not when the machine refuses it (exit 1).
 public struct ServerError: Error, CustomStringConvertible {
     public var message: String
-    public init(_ message: String) { self.message = message }
+    public var isUsage: Bool
+    public init(_ message: String, isUsage: Bool = true) { (self.message, self.isUsage) = (message, isUsage) }
     public var description: String { message }
 }
 
@@ -18,8 +20,14 @@ public struct ServerConfiguration: Sendable {
     public var certificateFile: String?
     public var privateKeyFile: String?
     public var caFile: String?
-    /// At most this many sessions at once; more get 5.03 (RFC 7252 §5.9.3.4).
+    /// Idle sessions kept at most; past it libcoap frees the oldest idle one.
     public var maxSessions = 1000
+    /// Observing sessions kept at most, in all and per peer address; past a
+    /// bound the oldest registration is dropped (`ObserverLimits`).
+    public var maxObservers = 1000
+    public var maxObserversPerAddress = 32
+    /// RFC 9175 Echo before answering an address not yet verified.
+    public var echo = EchoMode.off
     /// Seconds after which an idle session is dropped.
     public var idleTimeout = 300
     /// Max-Age of manifest responses (RFC 7252 §5.10.5); Observe tells of changes sooner.
@@ -30,4 +38,14 @@ public struct ServerConfiguration: Sendable {
     public init(repository: String) { self.repository = repository }
 
     public var usesDTLS: Bool { !psk.isEmpty || certificateFile != nil }
+}
+
+/// When `serve` asks an unverified peer to echo a value first (RFC 9175 §2.4).
+public enum EchoMode: String, Sendable, CaseIterable {
+    /// Never (the default: aiocoap's and CoAPthon3's clients do not repeat a
+    /// request with Echo, so they could not update). `/.well-known/core` is
+    /// served in small blocks instead, which keeps its factor near 3.
+    case off
+    /// Before any answer to an address not verified in the last ten minutes.
+    case all
 }

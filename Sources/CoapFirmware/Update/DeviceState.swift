@@ -13,6 +13,7 @@ import CoapFirmwareDevice
 ///     staging/<name>.part           images being downloaded
 ///     staging/resume.json           where an interrupted download stops
 ///     lock                          flock(2): one updater at a time
+///     origin-checked                when the origin last answered (epoch seconds)
 ///
 /// Installing builds a complete release folder, fsyncs it, then replaces
 /// the `installed` symlink with one rename: a power cut leaves either the
@@ -22,6 +23,7 @@ public final class DeviceState {
     private var lockFD: Int32 = -1
 
     public init(root: String) throws(FileSystemError) {
+        guard !root.isEmpty else { throw FileSystemError(path: "--state", reason: "empty path") }
         self.root = root.count > 1 && root.hasSuffix("/") ? String(root.dropLast()) : root
         try FileSystem.makeDirectories("\(self.root)/staging")
         try FileSystem.makeDirectories("\(self.root)/releases")
@@ -162,8 +164,8 @@ public final class DeviceState {
         unlink(link)
         guard symlink("releases/\(id)", link) == 0 else { throw .errno(link, "cannot create symlink") }
         guard rename(link, installedDirectory) == 0 else { throw .errno(installedDirectory, "cannot switch") }
-        try FileSystem.syncDirectory(root)
-
+        // Installed from here on: what fails now is tidying, never a reason to say "not installed".
+        try? FileSystem.syncDirectory(root)
         if let previous, previous != id { try? FileSystem.removeTree("\(root)/releases/\(previous)") }
         clearResume()
         return record
@@ -200,18 +202,19 @@ public final class DeviceState {
     }
 
     func loadResume() -> ResumeRecord? {
+        // Anything unusable (garbage, numbers out of range) is no record: start over.
         guard let bytes = try? FileSystem.read("\(stagingDirectory)/resume.json", limit: 4096),
               case .object(let m)? = try? JSONParser.parse(bytes),
               case .string(let id)? = m.first(where: { $0.key == "manifest" })?.value,
-              let component = m.first(where: { $0.key == "component" })?.value.uint64,
+              let component = m.first(where: { $0.key == "component" })?.value.uint64.flatMap({ Int(exactly: $0) }),
               let offset = m.first(where: { $0.key == "offset" })?.value.uint64,
-              let block = m.first(where: { $0.key == "blockSize" })?.value.uint64
+              let block = m.first(where: { $0.key == "blockSize" })?.value.uint64.flatMap({ Int(exactly: $0) })
         else { return nil }
         var etag: ETag?
         if case .string(let hex)? = m.first(where: { $0.key == "etag" })?.value, let bytes = Hex.decodeLowercase(hex) {
             etag = ETag(bytes)
         }
-        return ResumeRecord(manifestID: id, component: Int(component), offset: offset, blockSize: Int(block), etag: etag)
+        return ResumeRecord(manifestID: id, component: component, offset: offset, blockSize: block, etag: etag)
     }
 
     /// Records a resume point. The staged bytes up to `offset` are fsynced
@@ -230,9 +233,27 @@ public final class DeviceState {
         unlink("\(stagingDirectory)/resume.json")
     }
 
+    // MARK: Origin checks
+
+    private var originCheckPath: String { "\(root)/origin-checked" }
+
+    /// Whether the origin last answered `interval` seconds ago or more (or never).
+    func originCheckDue(after interval: Double) -> Bool {
+        guard let bytes = try? FileSystem.read(originCheckPath, limit: 64),
+              let last = Int64(String(decoding: bytes, as: UTF8.self).filter { !$0.isWhitespace })
+        else { return true }
+        let now = Int64(time(nil))
+        return Double(now) - Double(last) >= interval || last > now
+    }
+
+    /// Records that the origin answered now.
+    func recordOriginAnswer() {
+        try? FileSystem.atomicWrite(originCheckPath, Array("\(Int64(time(nil)))\n".utf8))
+    }
+
+    /// fsync of a staged file: a regular file, never followed through a link.
     private func syncFile(_ path: String) throws(FileSystemError) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw .errno(path, "cannot open") }
+        guard let fd = FileSystem.openRegularFile(path) else { throw FileSystemError(path: path, reason: "not a regular file (a link or something else was put there)") }
         defer { close(fd) }
         guard fsync(fd) == 0 else { throw .errno(path, "cannot fsync") }
     }

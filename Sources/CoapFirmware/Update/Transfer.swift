@@ -38,6 +38,7 @@ final class Transfer {
     func perform(_ action: UpdateEngine.Action, manifestURI: CoapURI, engine: inout UpdateEngine) -> [UpdateEngine.Action] {
         switch action {
         case .fetchManifest: return fetchManifest(manifestURI, engine: &engine)
+        case .prepareStaging: return prepareStaging(engine: &engine)
         case .fetchBlock(let component, let block): return fetchBlock(component: component, block: block, engine: &engine)
         case .store(let component, let offset): store(component: component, offset: offset)
         case .discard(let component): discard(component: component)
@@ -80,20 +81,31 @@ final class Transfer {
         imageURIs = uris
         manifestID = Hex.encode(OpenSSLSHA256.hash(CBOREncoder.encode(manifest.cborValue)))
         logger.info("\(uri): manifest \(manifest.manufacturer)/\(manifest.model) \(manifest.firmwareVersion) verified (kid \(Hex.encode(verified.signerKid)))")
+        return engine.manifestVerified(verified)
+    }
+
+    /// The manifest passed every rule: open the slot, find the resume point.
+    func prepareStaging(engine: inout UpdateEngine) -> [UpdateEngine.Action] {
+        guard let manifest = verified?.manifest else { return engine.transportFailed("no manifest") }
         do {
             try openStaging(manifest)
         } catch {
-            return engine.manifestFailed(.transferFailed, "staging slot: \(error)")
+            return engine.transportFailed("staging slot: \(error)")
         }
-        return engine.manifestVerified(verified, resume: resumePoint(manifest))
+        return engine.stagingPrepared(resume: resumePoint(manifest))
     }
 
+    /// Opens each component's staging file: an earlier partial download if
+    /// it is a regular file of ours, else a new file. Never through a link
+    /// planted in the folder (O_NOFOLLOW, O_EXCL).
     private func openStaging(_ manifest: Manifest) throws(FileSystemError) {
         for image in manifest.images {
             let path = state.stagingPath(image.name)
-            let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-            guard fd >= 0 else { throw .errno(path, "cannot open") }
-            files.append(fd)
+            if let fd = FileSystem.openRegularFile(path) {
+                files.append(fd)
+            } else {
+                files.append(try FileSystem.createExclusive(path, flags: O_RDWR, mode: 0o600))
+            }
         }
         verifiers = manifest.images.map { BlockDigestVerifier(component: $0) }
     }

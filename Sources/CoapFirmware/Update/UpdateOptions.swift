@@ -25,6 +25,10 @@ public struct UpdateOptions: Sendable {
     /// RFC 7252 §4.8 transmission parameters: ACK_TIMEOUT (s) and MAX_RETRANSMIT.
     public var ackTimeout: Double = 2
     public var maxRetransmit = 4
+    /// After a local `up-to-date`, ask the origin too once this many seconds
+    /// have passed since it last answered (recorded in the state folder), so a
+    /// local server replaying an old manifest cannot freeze a device.
+    public var originCheck: Double = 86_400
 
     public init(trustedKeys: [PublicKey], manufacturer: String, model: String, stateDirectory: String) {
         (self.trustedKeys, self.manufacturer, self.model, self.stateDirectory) = (trustedKeys, manufacturer, model, stateDirectory)
@@ -61,6 +65,12 @@ public struct UpdateReport: Sendable {
     public var version: String?
     public var bytesTransferred: UInt64
     public var attempts: [AttemptReport]
+
+    public init(result: ResultCode, reason: String?, source: String? = nil, version: String? = nil,
+                bytesTransferred: UInt64, attempts: [AttemptReport] = []) {
+        (self.result, self.reason, self.source, self.version) = (result, reason, source, version)
+        (self.bytesTransferred, self.attempts) = (bytesTransferred, attempts)
+    }
 
     public var json: JSONValue {
         func optional(_ s: String?) -> JSONValue { s.map { .string($0) } ?? .null }

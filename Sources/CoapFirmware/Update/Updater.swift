@@ -32,22 +32,38 @@ public final class Updater {
         } else {
             logger.info("no local domain (--domain or /etc/resolv.conf): skipping local discovery")
         }
-        if let origin = options.originManifestURI() { candidates.append(origin) }
+        let localCount = candidates.count
+        let origin = options.originManifestURI()
+        if let origin { candidates.append(origin) }
 
         var attempts: [AttemptReport] = []
         var lastAnswered: AttemptReport?
-        for uri in candidates {
+        func attempt(_ uri: CoapURI) -> (AttemptReport, Bool) {
             let before = bytesTransferred
             var (attempt, answered) = attemptServer(uri, state: state, installed: installed)
             attempt.bytes = bytesTransferred - before
             attempts.append(attempt)
-            if attempt.result.isSuccess {
-                let now = (try? state.installed()) ?? nil
-                return UpdateReport(result: attempt.result, reason: nil, source: uri.description,
-                                    version: now?.version.description, bytesTransferred: bytesTransferred, attempts: attempts)
+            if uri == origin, answered { state.recordOriginAnswer() }
+            return (attempt, answered)
+        }
+        func done(_ result: ResultCode, from uri: CoapURI) -> UpdateReport {
+            let now = (try? state.installed()) ?? nil
+            return UpdateReport(result: result, reason: nil, source: uri.description, version: now?.version.description,
+                                bytesTransferred: bytesTransferred, attempts: attempts)
+        }
+        for (index, uri) in candidates.enumerated() {
+            let (report, answered) = attempt(uri)
+            if report.result.isSuccess {
+                // A local server could keep replaying the installed manifest:
+                // now and then the origin is asked too (--origin-check).
+                if report.result == .upToDate, index < localCount, let origin, state.originCheckDue(after: options.originCheck) {
+                    logger.info("\(uri) is up to date; asking the origin too (--origin-check)")
+                    if attempt(origin).0.result == .updated { return done(.updated, from: origin) }
+                }
+                return done(report.result, from: uri)
             }
-            logger.warning("\(uri): \(attempt.result): \(attempt.reason ?? "")")
-            if answered { lastAnswered = attempt }
+            logger.warning("\(uri): \(report.result): \(report.reason ?? "")")
+            if answered { lastAnswered = report }
         }
         return UpdateReport(result: lastAnswered?.result ?? .noServer,
                             reason: lastAnswered?.reason ?? (candidates.isEmpty ? "no server configured" : "no server answered"),

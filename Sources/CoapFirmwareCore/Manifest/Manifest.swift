@@ -68,6 +68,11 @@ public struct Manifest: Sendable, Equatable {
     public static func isSafeName(_ name: String) -> Bool {
         Array(name.utf8).withUnsafeBytes { SafeName.isSafe($0) }
     }
+
+    /// A safe name that is not one of the device's record names (release.json, manifest.*).
+    public static func isImageName(_ name: String) -> Bool {
+        Array(name.utf8).withUnsafeBytes { SafeName.isImageName($0) }
+    }
 }
 
 /// One image of a release: where to fetch it, its size and its digests.

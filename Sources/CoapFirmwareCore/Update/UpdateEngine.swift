@@ -14,6 +14,8 @@ public struct UpdateEngine: Sendable {
     public enum State: Sendable, Equatable {
         case idle
         case awaitingManifest
+        /// The manifest passed every rule; the driver prepares the staging slot.
+        case preparingStaging
         case downloading(component: UInt16, receiver: BlockReceiver, restarts: UInt8)
         case checkingDigests(component: UInt16)
         case installing
@@ -32,6 +34,11 @@ public struct UpdateEngine: Sendable {
 
     public enum Action: Sendable, Equatable {
         case fetchManifest
+        /// Open the staging slot for the accepted manifest and find where an
+        /// interrupted download of it stopped; answer with `stagingPrepared`.
+        /// Nothing touches staging before this (a replayed manifest must not
+        /// wipe a resumable download).
+        case prepareStaging
         /// Ask for one block of a component.
         case fetchBlock(component: Int, block: Block2)
         /// Write the payload just received at `offset` of the component's staging file and hash it.
@@ -76,10 +83,9 @@ public struct UpdateEngine: Sendable {
     }
 
     /// The manifest's signature held (only the verifier makes a
-    /// `VerifiedManifest`); now the device's policy. `resume` is where a
-    /// previous run stopped for this same manifest, its staged bytes
-    /// already re-hashed by the driver.
-    public mutating func manifestVerified(_ verified: VerifiedManifest, resume: ResumePoint? = nil) -> [Action] {
+    /// `VerifiedManifest`); now the device's policy. Only a manifest that
+    /// passes it reaches the staging slot.
+    public mutating func manifestVerified(_ verified: VerifiedManifest) -> [Action] {
         guard state == .awaitingManifest else { return [] }
         let manifest = verified.manifest
         do {
@@ -89,6 +95,14 @@ public struct UpdateEngine: Sendable {
         }
         sizes = manifest.images.map { $0.size }
         guard !sizes.isEmpty, sizes.count <= Int(UInt16.max) else { return finish(.badManifest, "no image to install") }
+        state = .preparingStaging
+        return [.prepareStaging]
+    }
+
+    /// The staging slot is ready. `resume` is where a previous run stopped
+    /// for this same manifest, its staged bytes already re-hashed by the driver.
+    public mutating func stagingPrepared(resume: ResumePoint? = nil) -> [Action] {
+        guard state == .preparingStaging else { return [] }
         if let r = resume, r.component < sizes.count, r.offset <= sizes[r.component], Block2.isAligned(r.offset, szx: szx) {
             return begin(component: r.component, offset: r.offset, etag: r.etag, restarts: 0)
         }
@@ -143,7 +157,7 @@ public struct UpdateEngine: Sendable {
     /// or a staging slot that cannot be written.
     public mutating func transportFailed(_ reason: String) -> [Action] {
         switch state {
-        case .awaitingManifest, .downloading, .checkingDigests: return finish(.transferFailed, reason)
+        case .awaitingManifest, .preparingStaging, .downloading, .checkingDigests: return finish(.transferFailed, reason)
         default: return []
         }
     }

@@ -64,8 +64,8 @@ extension ManifestView {
         case .failure(let why): return fail(.firmwareLocation, why.reason)
         case .success(let l): image.location = l
         }
-        guard SafeName.isSafe(SafeName.lastSegment(UnsafeRawBufferPointer(rebasing: b[image.location]))) else {
-            return fail(.firmwareLocation, "last segment is not a safe file name")
+        guard SafeName.isImageName(SafeName.lastSegment(UnsafeRawBufferPointer(rebasing: b[image.location]))) else {
+            return fail(.firmwareLocation, "last segment is not a safe file name, or one the device reserves")
         }
         guard root.has(.firmwareCryptoInfo) else { return fail(.firmwareCryptoInfo, "required field is missing") }
         if let f = Self.cryptoInfo(b, root.range(.firmwareCryptoInfo), into: &image) { return f }

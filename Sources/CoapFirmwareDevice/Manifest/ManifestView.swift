@@ -9,6 +9,8 @@
 public struct ManifestView {
     public static let maxImages = 4
     public static let maxDigests = 3
+    /// 0000-01-01T00:00:00Z ... 9999-12-31T23:59:59Z, in seconds since 1970.
+    public static let timestampRange: ClosedRange<Int64> = -62_167_219_200...253_402_300_799
 
     /// Why a payload was refused: where, and a short reason.
     public struct Failure: Error, Sendable, Equatable {
@@ -130,6 +132,8 @@ public struct ManifestView {
         guard case .success(let seconds) = t.next(), let value = seconds.int64 else {
             return fail(.timestamp, "tag 1 must hold an integer number of seconds")
         }
+        // What a device cannot record (RFC 3339 has four-digit years) it must not install.
+        guard Self.timestampRange.contains(value) else { return fail(.timestamp, "outside the years 0000 to 9999") }
         timestamp = value
 
         for isModel in 0..<2 {

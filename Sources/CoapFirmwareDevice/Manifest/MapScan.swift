@@ -68,11 +68,14 @@ enum MapScan {
 
     struct Why: Error { let reason: StaticString }
 
-    /// A URI reference: non-empty text without spaces or control characters (RFC 3986 §2).
+    /// A URI reference: non-empty text without spaces or control characters
+    /// (RFC 3986 §2), and without a fragment, which a CoAP request cannot
+    /// carry (RFC 7252 §6.4 step 7).
     static func location(_ b: UnsafeRawBufferPointer, _ range: Range<Int>) -> Result<Range<Int>, Why> {
         guard let t = text(b, range) else { return .failure(Why(reason: "expected text string")) }
         guard !t.isEmpty else { return .failure(Why(reason: "must not be empty")) }
         for i in t where b[i] <= 0x20 || b[i] == 0x7f { return .failure(Why(reason: "not a URI reference")) }
+        for i in t where b[i] == 0x23 { return .failure(Why(reason: "a fragment cannot be requested over CoAP")) }
         return .success(t)
     }
 }

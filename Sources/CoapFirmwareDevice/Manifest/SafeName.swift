@@ -11,6 +11,16 @@ public enum SafeName {
         }
     }
 
+    /// A safe name that can also name an image in a release folder: not one
+    /// of the names the device keeps its own records under (SPEC §6), so an
+    /// image can never overwrite the record of what was verified.
+    public static func isImageName(_ s: UnsafeRawBufferPointer) -> Bool {
+        guard isSafe(s) else { return false }
+        let reserved: (StaticString, StaticString, StaticString) = ("release.json", "manifest.cbor", "manifest.json")
+        return !bytesEqual(s, 0..<s.count, reserved.0) && !bytesEqual(s, 0..<s.count, reserved.1)
+            && !bytesEqual(s, 0..<s.count, reserved.2)
+    }
+
     /// The part of a URI reference after the last '/', before any '?' or '#'.
     public static func lastSegment(_ s: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
         var end = s.count

@@ -27,7 +27,8 @@ private func fetch(_ component: Int, _ n: UInt32) -> UpdateEngine.Action { .fetc
     @Test func happyPathInOrder() {
         var e = engine()
         #expect(e.start() == [.fetchManifest])
-        #expect(e.manifestVerified(manifest()) == [fetch(0, 0)])
+        #expect(e.manifestVerified(manifest()) == [.prepareStaging])
+        #expect(e.stagingPrepared() == [fetch(0, 0)])
         #expect(e.blockReceived(block(0, more: true)) == [.store(component: 0, offset: 0), fetch(0, 1)])
         #expect(e.blockReceived(block(1, more: false)) == [.store(component: 0, offset: 1024), .checkDigests(component: 0)])
         #expect(e.digestsChecked(matching: true) == [fetch(1, 0)])
@@ -36,6 +37,16 @@ private func fetch(_ component: Int, _ n: UInt32) -> UpdateEngine.Action { .fetc
         #expect(e.installFinished(error: nil) == [.finish(.init(.updated))])
         // Late events after the end change nothing.
         #expect(e.blockReceived(block(0, more: false)) == [])
+    }
+
+    /// A manifest refused by the policy never reaches the staging slot (issue #13 item 11).
+    @Test func nothingTouchesStagingBeforeThePolicyHolds() {
+        for (slot, version) in [(UInt64(1000), "1.1.0"), (nil, "0.9.0"), (nil, "1.0.0")] {
+            var e = engine(slot: slot)
+            _ = e.start()
+            let actions = e.manifestVerified(manifest(version))
+            #expect(!actions.contains(.prepareStaging) && actions.count == 1, "\(version): \(actions)")
+        }
     }
 
     @Test func validatesBeforeAnyImageByte() {
@@ -55,6 +66,7 @@ private func fetch(_ component: Int, _ n: UInt32) -> UpdateEngine.Action { .fetc
         var e = engine()
         _ = e.start()
         _ = e.manifestVerified(manifest())
+        _ = e.stagingPrepared()
         _ = e.blockReceived(block(0, more: true))
         for attempt in 1...3 {
             #expect(e.blockReceived(block(1, more: true, etag: 9)) == [.discard(component: 0), fetch(0, 0)], "restart \(attempt)")
@@ -70,6 +82,7 @@ private func fetch(_ component: Int, _ n: UInt32) -> UpdateEngine.Action { .fetc
         var e = UpdateEngine(device: DeviceProfile(manufacturer: "example.com", model: "c7960"), szx: 6, maxRestarts: 0)
         _ = e.start()
         _ = e.manifestVerified(manifest())
+        _ = e.stagingPrepared()
         let actions = e.blockReceived(block(0, more: false, count: 10))
         guard case .finish(let outcome)? = actions.last else { Issue.record("no finish"); return }
         #expect(outcome.result == .digestMismatch)
@@ -77,6 +90,7 @@ private func fetch(_ component: Int, _ n: UInt32) -> UpdateEngine.Action { .fetc
         var s = engine()
         _ = s.start()
         _ = s.manifestVerified(manifest())
+        _ = s.stagingPrepared()
         let rejected = s.blockReceived(block(0, more: true, size2: 99))
         guard case .finish(let o)? = rejected.last else { Issue.record("no finish"); return }
         #expect(o.result == .transferFailed)
@@ -86,6 +100,7 @@ private func fetch(_ component: Int, _ n: UInt32) -> UpdateEngine.Action { .fetc
         var e = engine()
         _ = e.start()
         _ = e.manifestVerified(manifest(sizes: [10]))
+        _ = e.stagingPrepared()
         _ = e.blockReceived(block(0, more: false, count: 10))
         #expect(e.digestsChecked(matching: false, reason: "sha256") == [.discard(component: 0), .finish(.init(.digestMismatch, "sha256"))])
     }
@@ -93,15 +108,18 @@ private func fetch(_ component: Int, _ n: UInt32) -> UpdateEngine.Action { .fetc
     @Test func resumesWhereTold() {
         var e = engine()
         _ = e.start()
-        let actions = e.manifestVerified(manifest(), resume: .init(component: 0, offset: 1024, etag: ETag([1])))
+        _ = e.manifestVerified(manifest())
+        let actions = e.stagingPrepared(resume: .init(component: 0, offset: 1024, etag: ETag([1])))
         #expect(actions == [fetch(0, 1)])
         // A resume point that does not fit the manifest is ignored.
         var f = engine()
         _ = f.start()
-        #expect(f.manifestVerified(manifest(), resume: .init(component: 5, offset: 0, etag: nil)) == [fetch(0, 0)])
+        _ = f.manifestVerified(manifest())
+        #expect(f.stagingPrepared(resume: .init(component: 5, offset: 0, etag: nil)) == [fetch(0, 0)])
         var g = engine()
         _ = g.start()
-        #expect(g.manifestVerified(manifest(), resume: .init(component: 0, offset: 1000, etag: nil)) == [fetch(0, 0)])
+        _ = g.manifestVerified(manifest())
+        #expect(g.stagingPrepared(resume: .init(component: 0, offset: 1000, etag: nil)) == [fetch(0, 0)])
     }
 
     @Test func transportFailures() {
@@ -112,6 +130,7 @@ private func fetch(_ component: Int, _ n: UInt32) -> UpdateEngine.Action { .fetc
         var f = engine()
         _ = f.start()
         _ = f.manifestVerified(manifest(sizes: [10]))
+        _ = f.stagingPrepared()
         _ = f.blockReceived(block(0, more: false, count: 10))
         #expect(f.transportFailed("slot full") == [.finish(.init(.transferFailed, "slot full"))])
     }

@@ -52,11 +52,28 @@ import TestSupport
         #expect(view.keyInfo == nil && view.critical == nil)
     }
 
-    @Test func timestampsCoverInt64() throws {
-        #expect(try read(sampleManifestCBOR().setting(2, .tag(1, .negative(UInt64(Int64.max))))).get().timestamp == Int64.min)
+    /// Timestamps a device can record: the years 0000 to 9999 (RFC 3339);
+    /// anything else (a signer writing milliseconds) is a bad manifest.
+    @Test func timestampsAreYears0000To9999() throws {
+        func at(_ seconds: Int64) -> TestCBOR { sampleManifestCBOR().setting(2, .tag(1, .int(seconds))) }
+        #expect(try read(at(-62_167_219_200)).get().timestamp == -62_167_219_200)  // 0000-01-01T00:00:00Z
+        #expect(try read(at(253_402_300_799)).get().timestamp == 253_402_300_799)  // 9999-12-31T23:59:59Z
+        for refused in [Int64.min, -62_167_219_201, 253_402_300_800, 1_764_000_000_000, Int64.max] {
+            #expect(refusal(at(refused)) == FieldPath(field: .timestamp), "\(refused)")
+        }
         #expect(refusal(sampleManifestCBOR().setting(2, .tag(1, .unsigned(UInt64(Int64.max) + 1)))) == FieldPath(field: .timestamp))
         #expect(refusal(sampleManifestCBOR().setting(2, .tag(1, .raw([0xfb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0])))) == FieldPath(field: .timestamp))
         #expect(refusal(sampleManifestCBOR().setting(2, .unsigned(5))) == FieldPath(field: .timestamp))
+    }
+
+    /// Names the device keeps its own records under, and fragments, which
+    /// CoAP cannot request (issue #13 items 7 and 14).
+    @Test func reservedNamesAndFragments() {
+        for name in ["release.json", "manifest.cbor", "manifest.json"] {
+            #expect(refusal(sampleManifestCBOR().setting(6, .text("1.2.3/\(name)"))) == FieldPath(field: .firmwareLocation), "\(name)")
+        }
+        #expect(refusal(sampleManifestCBOR().setting(6, .text("1.2.3/firmware.bin#x"))) == FieldPath(field: .firmwareLocation))
+        #expect((try? read(sampleManifestCBOR().setting(6, .text("1.2.3/manifest.cbor.bin"))).get()) != nil)
     }
 
     @Test func fieldsInOrder() {

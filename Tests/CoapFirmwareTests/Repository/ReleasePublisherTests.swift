@@ -15,7 +15,7 @@ import TestSupport
         let publisher = ReleasePublisher(repository: "\(dir)/repo", key: key)
         var options = ReleasePublisher.Options(
             manufacturer: "example.com", model: "c7960", version: FirmwareVersion("1.0.0")!,
-            images: [ReleaseImage(name: "fw.bin", path: "\(dir)/fw.bin")], isSplit: false, timestamp: 1_800_000_000)
+            images: [ReleaseImage(name: "fw.bin", path: "\(dir)/fw.bin")], isSplit: false, timestamp: 1_750_000_000)
         options.digests = [.sha256, .sha384]
         let result = try publisher.publish(options)
         #expect(result.manifest.firmwareLocation == "1.0.0/fw.bin")

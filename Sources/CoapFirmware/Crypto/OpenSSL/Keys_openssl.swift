@@ -298,6 +298,10 @@ public final class PrivateKey {
     /// Reads a private key file: our HSS-LMS format (by its header) or PEM.
     public static func load(path: String, bytes: [UInt8]) throws(KeyError) -> PrivateKey {
         if HSSPrivateKey.looksLikeKey(bytes) { return PrivateKey(hss: try HSSPrivateKey(path: path)) }
+        // The commonest mistake: the public half of the pair.
+        if bytes.starts(with: Array("-----BEGIN PUBLIC KEY-----".utf8)) || (try? PublicKey(hssBytes: bytes)) != nil {
+            throw .unreadable("this is a public key; signing needs the private key (keygen wrote private.pem or private.hss beside it)")
+        }
         return try PrivateKey(pem: bytes)
     }
 

@@ -75,9 +75,21 @@ final class CoapClient {
     /// Drops the current session (the next request opens a new one).
     func closeSession() { session = nil }
 
-    /// Sends a GET and waits up to `timeout` seconds for its response.
+    /// Sends a GET and waits up to `timeout` seconds for its response. A
+    /// 4.01 carrying Echo (RFC 9175 §2.3: the server wants proof that we
+    /// receive at this address) is answered once by repeating the request
+    /// with the value; the time-out covers both.
     func get(_ uri: CoapURI, address: Resolved, accept: UInt16? = nil,
                     block2: Block2? = nil, timeout: Double) throws(TransportError) -> CoapResponse {
+        let deadline = monotonicMilliseconds() + Int64(timeout * 1000)
+        let first = try send(uri, address: address, accept: accept, block2: block2, echo: nil, deadline: deadline, timeout: timeout)
+        guard first.codeClass == 4, first.codeDetail == 1, let echo = first.echo else { return first }
+        logger.debug("\(uri): the server asks for Echo; repeating the request with it")
+        return try send(uri, address: address, accept: accept, block2: block2, echo: echo, deadline: deadline, timeout: timeout)
+    }
+
+    private func send(_ uri: CoapURI, address: Resolved, accept: UInt16?, block2: Block2?, echo: [UInt8]?,
+                      deadline: Int64, timeout: Double) throws(TransportError) -> CoapResponse {
         let session = try sessionFor(uri: uri, address: address).pointer
         guard let pdu = coap_new_pdu(COAP_MESSAGE_CON, COAP_REQUEST_CODE_GET, session) else {
             throw .failed("libcoap: cannot allocate a PDU")
@@ -99,13 +111,13 @@ final class CoapClient {
         for item in uri.query { add(COAP_OPTION_URI_QUERY, Array(item.utf8)) }
         if let accept { add(COAP_OPTION_ACCEPT, uint: UInt32(accept)) }
         if let block2 { add(COAP_OPTION_BLOCK2, uint: block2.optionValue) }
+        if let echo { add(COAP_OPTION_ECHO, echo) }
         received = nil
         failure = nil
         requestsSent += 1
         self.session?.requests += 1
         guard coap_send(session, pdu) != COAP_INVALID_MID else { throw .failed("libcoap could not send to \(uri)") }
 
-        let deadline = monotonicMilliseconds() + Int64(timeout * 1000)
         while received == nil && failure == nil {
             let left = deadline - monotonicMilliseconds()
             if left <= 0 {
@@ -183,6 +195,9 @@ final class CoapClient {
         }
         if let o = option(COAP_OPTION_SIZE2) {
             response.size2 = coap_decode_var_bytes8(o.value, o.length)
+        }
+        if let o = option(COAP_OPTION_ECHO), let value = o.value, (1...40).contains(o.length) {
+            response.echo = Array(UnsafeBufferPointer(start: value, count: o.length))
         }
         var length = 0
         var data: UnsafePointer<UInt8>?

@@ -28,7 +28,10 @@ public final class FirmwareServer {
     private var catalog = RepositoryCatalog()
     private var registered: [String: OpaquePointer] = [:]
     private var scanned = false
-    private var sessions = 0
+    private var wellKnownCore = SharedBody([])
+    private var reportedZeroFill: UInt = 0
+    private var observers: ObserverLimits
+    private var echoGate: EchoGate
     private var stopRequested = false
 
     public var endpoints: [EndpointSpec] { context.endpoints }
@@ -36,6 +39,9 @@ public final class FirmwareServer {
     public init(configuration: ServerConfiguration, logger: Logger) throws(ServerError) {
         self.configuration = configuration
         self.logger = logger
+        observers = ObserverLimits(perAddress: max(1, configuration.maxObserversPerAddress), total: max(1, configuration.maxObservers))
+        var generator = SystemRandomNumberGenerator()
+        echoGate = EchoGate(secret: (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) })
         guard let real = realpath(configuration.repository, nil) else {
             throw ServerError("--repo \(configuration.repository): \(String(cString: strerror(errno)))")
         }
@@ -49,6 +55,12 @@ public final class FirmwareServer {
         let unknown = coap_resource_unknown_init2(nil, 0)
         coap_register_request_handler(unknown, COAP_REQUEST_GET, handleGet)
         coap_add_resource(context.pointer, unknown)
+        // Our own /.well-known/core: libcoap's builds the body anew, and keeps
+        // a copy per session, for every request.
+        if let core = coap_resource_init(newStrConst(".well-known/core"), Int32(COAP_RESOURCE_FLAGS_RELEASE_URI)) {
+            coap_register_request_handler(core, COAP_REQUEST_GET, handleWellKnownCore)
+            coap_add_resource(context.pointer, core)
+        }
         rescan()
     }
 
@@ -91,6 +103,9 @@ public final class FirmwareServer {
         }
         for (path, attributes) in now.resources.sorted(by: { $0.key < $1.key }) where registered[path] == nil {
             registered[path] = register(path: path, attributes)
+            // Map new images now, so their content ETag is hashed (in the
+            // background) before the first client asks for them.
+            if !attributes.observable, path.hasPrefix(RepositoryCatalog.prefixes[0]) { _ = mappedFile("\(root)/\(path)") }
         }
         if scanned {
             for model in now.changedModels(since: catalog) {
@@ -100,8 +115,14 @@ public final class FirmwareServer {
                 }
             }
         }
+        if now.resources != catalog.resources || !scanned { wellKnownCore = SharedBody(now.linkFormat) }
         catalog = now
         scanned = true
+        let zeroFilled = MappedFile.zeroFilledPages
+        if zeroFilled > reportedZeroFill {
+            logger.warning("a served file shrank while being served: \(zeroFilled - reportedZeroFill) page(s) read as zeros; those transfers fail their digests and start again on the new file")
+            reportedZeroFill = zeroFilled
+        }
         // Forget mappings nobody asked for in a while; transfers keep their own references.
         let time = monotonicMilliseconds()
         for (path, used) in fileUse where time - used > 300_000 {
@@ -132,10 +153,7 @@ public final class FirmwareServer {
     fileprivate func serve(resource: OpaquePointer?, session: OpaquePointer?, request: OpaquePointer?,
                            query: UnsafePointer<coap_string_t>?, response: OpaquePointer?) {
         guard let request, let response, let session else { return }
-        if sessions > configuration.maxSessions {
-            coap_pdu_set_code(response, COAP_RESPONSE_CODE_SERVICE_UNAVAILABLE)
-            return
-        }
+        if configuration.echo == .all, challenged(session, request, response) { return }
         guard let segments = uriPath(request) else {
             coap_pdu_set_code(response, COAP_RESPONSE_CODE_NOT_FOUND)
             return
@@ -193,8 +211,34 @@ public final class FirmwareServer {
                     logger.warning("\(peer) GET \(path): libcoap refused the response body")
                     coap_pdu_set_code(response, COAP_RESPONSE_CODE_INTERNAL_ERROR)
                 }
+            } else if case .manifest = kind {
+                observed(by: session, request: request)
             }
         }
+    }
+
+    fileprivate func serveWellKnownCore(resource: OpaquePointer?, session: OpaquePointer?, request: OpaquePointer?,
+                                        query: UnsafePointer<coap_string_t>?, response: OpaquePointer?) {
+        guard let session, let request, let response else { return }
+        if configuration.echo == .all, challenged(session, request, response) { return }
+        // In 64-byte blocks: a 23-byte request gets about 80 bytes back (3.4×, RFC 9175 §2.4
+        // asks for 3) instead of the whole list (29× for one model, more with each model).
+        _ = wellKnownCore.respond(session: session, request: request, response: response,
+                                  contentFormat: CoapContentFormat.linkFormat, maxSZX: 2)
+    }
+
+    /// Answers 4.01 with an Echo value (RFC 9175 §2.4) when the peer's
+    /// address is not verified and the request does not echo its value.
+    private func challenged(_ session: OpaquePointer, _ request: OpaquePointer, _ response: OpaquePointer) -> Bool {
+        var iterator = coap_opt_iterator_t()
+        let echo = coap_check_option(request, coap_option_num_t(COAP_OPTION_ECHO), &iterator).map { o in
+            Array(UnsafeBufferPointer(start: coap_opt_value(o), count: Int(coap_opt_length(o))))
+        }
+        let address = describeHost(coap_session_get_addr_remote(session))
+        guard case .challenge(let value) = echoGate.check(address: address, echo: echo, now: Int64(time(nil))) else { return false }
+        coap_pdu_set_code(response, COAP_RESPONSE_CODE_UNAUTHORIZED)
+        coap_add_option(response, coap_option_num_t(COAP_OPTION_ECHO), value.count, value)
+        return true
     }
 
     /// The request's Uri-Path segments (RFC 7252 §5.10.1), nil if one is not UTF-8.
@@ -232,12 +276,25 @@ public final class FirmwareServer {
         return file
     }
 
-    fileprivate func sessionEvent(_ event: coap_event_t) {
-        switch event {
-        case COAP_EVENT_SERVER_SESSION_NEW: sessions += 1
-        case COAP_EVENT_SERVER_SESSION_DEL: sessions = max(0, sessions - 1)
-        default: break
+    /// libcoap added an observer for this request before calling us (and
+    /// drops it again if we answer with an error): count it, and drop the
+    /// observers of the sessions it evicts, which makes them idle and
+    /// recyclable. Without this, one source registering from many ports
+    /// holds every session (issue #13 item 1).
+    private func observed(by session: OpaquePointer, request: OpaquePointer) {
+        var iterator = coap_opt_iterator_t()
+        guard let option = coap_check_option(request, coap_option_num_t(COAP_OPTION_OBSERVE), &iterator),
+              coap_decode_var_bytes(coap_opt_value(option), Int(coap_opt_length(option))) == 0 else { return }
+        let address = describeHost(coap_session_get_addr_remote(session))
+        for evicted in observers.register(session: UInt(bitPattern: session), address: address) {
+            guard let other = OpaquePointer(bitPattern: evicted) else { continue }
+            logger.debug("observers: \(address) or the total is over its bound; dropping the oldest observer")
+            coap_session_disconnected(other, COAP_NACK_NOT_DELIVERABLE)
         }
+    }
+
+    fileprivate func sessionEvent(_ session: OpaquePointer?, _ event: coap_event_t) {
+        if event == COAP_EVENT_SERVER_SESSION_DEL, let session { observers.remove(session: UInt(bitPattern: session)) }
     }
 }
 
@@ -271,6 +328,10 @@ private func server(of session: OpaquePointer?) -> FirmwareServer? {
     return Unmanaged<FirmwareServer>.fromOpaque(data).takeUnretainedValue()
 }
 
+private let handleWellKnownCore: coap_method_handler_t = { resource, session, request, query, response in
+    server(of: session)?.serveWellKnownCore(resource: resource, session: session, request: request, query: query, response: response)
+}
+
 private let handleGet: coap_method_handler_t = { resource, session, request, query, response in
     server(of: session)?.serve(resource: resource, session: session, request: request, query: query, response: response)
 }
@@ -287,7 +348,7 @@ private let releaseTransfer: coap_release_large_data_t = { _, pointer in
 }
 
 private let serverEventHandler: coap_event_handler_t = { session, event in
-    server(of: session)?.sessionEvent(event)
+    server(of: session)?.sessionEvent(session, event)
     return 0
 }
 

@@ -42,16 +42,28 @@ final class ServerContext {
         var specs = configuration.listen
         if configuration.usesDTLS { specs += configuration.listenSecure }
         guard !specs.isEmpty else { throw ServerError("no endpoint to listen on (plain CoAP is off and no DTLS is configured)") }
+        var addresses: [(EndpointSpec, coap_address_t)] = []
         for spec in specs {
             if spec.secure && !configuration.usesDTLS {
                 throw ServerError("--listen \(spec): coaps needs --psk-file or --cert")
             }
-            guard var address = spec.resolve() else { throw ServerError("--listen \(spec): cannot resolve the address") }
+            guard let address = spec.resolve() else { throw ServerError("--listen \(spec): cannot resolve the address") }
+            // Every port is checked before any is bound: our own dual-stack
+            // [::] socket would otherwise hold the port of 0.0.0.0.
+            let probe = UDPPort.probe(address)
+            guard probe == 0 else {
+                let why = probe == EADDRINUSE ? "port \(spec.port) is already in use" : String(cString: strerror(probe))
+                throw ServerError("\(spec.secure ? "--listen-dtls" : "--listen") \(spec): cannot bind: \(why)", isUsage: probe != EADDRINUSE)
+            }
+            addresses.append((spec, address))
+        }
+        for (spec, var address) in addresses {
             guard coap_new_endpoint(pointer, &address, spec.secure ? COAP_PROTO_DTLS : COAP_PROTO_UDP) != nil else {
-                throw ServerError("--listen \(spec): cannot bind (\(String(cString: strerror(errno))))")
+                throw ServerError("--listen \(spec): cannot bind (\(String(cString: strerror(errno))))", isUsage: false)
             }
             endpoints.append(spec)
         }
+        UDPPort.keepExclusive(Set(endpoints.map(\.port)))
     }
 
     private func setUpDTLS(_ configuration: ServerConfiguration, owner: UnsafeMutableRawPointer) throws(ServerError) {
