@@ -39,7 +39,7 @@ asan:
 	$(SWIFT) build --scratch-path .build-asan -Xswiftc -sanitize=address -Xswiftc -use-ld=lld --product coap-fw-server
 
 # The kept fuzz corpora and crash reproducers, run once each (regressions).
-FUZZ_TARGETS = manifest-view manifest-json envelope parsers blocks
+FUZZ_TARGETS = manifest-view manifest-json envelope parsers blocks device resume psk-file
 replay:
 	@for t in $(FUZZ_TARGETS); do .build/debug/coap-fw-fuzz replay $$t Fuzz/corpus/$$t Fuzz/crashes/$$t || exit 1; done
 

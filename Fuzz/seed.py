@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Seeds the fuzz corpora from Vectors/ (issue #5): envelopes as they are,
-their payloads (CBOR and JSON manifests) for the manifest readers, parser
-strings, and block sequences. Writes Fuzz/corpus/<target>/; run once, then
+"""Seeds the fuzz corpora from Vectors/ (issues #5, #13): envelopes as they
+are (also for the device's own check), their payloads (CBOR and JSON
+manifests) for the manifest readers, parser strings, block sequences,
+resume records and PSK files. Writes Fuzz/corpus/<target>/; run once, then
 `make fuzz` grows and minimises the corpora, which are kept in git."""
 import base64
 import hashlib
@@ -30,6 +31,8 @@ for f in sorted(VECTORS.iterdir()) + sorted(DEVICE_VECTORS.iterdir()):
         continue
     data = f.read_bytes()
     put("envelope", data)
+    if f.suffix == ".cbor":
+        put("device", data)
     try:
         if f.suffix == ".cbor":
             msg = cbor2.loads(data)
@@ -62,4 +65,17 @@ for size, szx in [(3000, 6), (0, 2), (1024, 6), (100, 0)]:
         if not more:
             break
     put("blocks", blocks)
+# resume: staging/resume.json records as the client writes them, and near misses.
+for text in ['{"manifest":"' + "ab" * 32 + '","component":0,"offset":4096,"blockSize":1024,"etag":"0011223344556677"}',
+             '{"manifest":"x","component":1,"offset":0,"blockSize":16}',
+             '{"manifest":"x","component":0,"offset":18446744073709551616,"blockSize":1024}',
+             '{"manifest":"x","component":9223372036854775808,"offset":0,"blockSize":1024}',
+             '{"manifest":"x","component":0,"offset":1e3,"blockSize":-1}']:
+    put("resume", text.encode())
+
+# psk-file: --psk-file contents.
+for text in ["client:00112233445566778899aabbccddeeff\n", "# comment\n\nid:with:colons:0a0b\r\nsecond:ff\n",
+             "bad line\n", "x:\n", ":00\n", "\ufeffid:00\n"]:
+    put("psk-file", text.encode())
+
 print("seeded", ", ".join(f"{d.name}: {len(list(d.iterdir()))}" for d in sorted((HERE / "corpus").iterdir())))

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (-sanitize=fuzzer,address) and runs each for
-# FUZZ_SECONDS (default 60), growing Fuzz/corpus/<target> (merged, minimised)
+# FUZZ_SECONDS (default 60; FUZZ_RUNS=N stops a target after N executions
+# if that comes first), growing Fuzz/corpus/<target> (merged, minimised)
 # and saving any crash under Fuzz/crashes/<target>/. Prints executions and
 # coverage per target. Usage: scripts/fuzz.sh [target ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export SWIFT_BACKTRACE=enable=no  # the Swift backtracer trips ASan; libFuzzer prints its own
 SECONDS_EACH=${FUZZ_SECONDS:-60}
-TARGETS=${*:-manifest-view manifest-json envelope parsers blocks}
+RUNS=${FUZZ_RUNS:--1}
+TARGETS=${*:-manifest-view manifest-json envelope parsers blocks device resume psk-file}
 swift build --scratch-path .build-fuzz -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING \
     -Xswiftc -use-ld=lld --product coap-fw-fuzz
 FUZZ=.build-fuzz/release/coap-fw-fuzz
@@ -19,7 +21,7 @@ for t in $TARGETS; do
     mkdir -p "$work" "Fuzz/crashes/$t"
     log=.build-fuzz/$t.log
     set +e
-    "$FUZZ" "$t" -max_total_time="$SECONDS_EACH" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
+    "$FUZZ" "$t" -max_total_time="$SECONDS_EACH" -runs="$RUNS" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
         -artifact_prefix="Fuzz/crashes/$t/" "$work" "Fuzz/corpus/$t" > "$log" 2>&1
     rc=$?
     set -e

@@ -23,7 +23,7 @@ public enum DeviceVerifier {
     /// the algorithm must be the anchor's, and the signature must hold over
     /// the Sig_structure.
     @inline(__always)
-    static func verifySignature<H: SHA256Engine, V: ClassicSignatureVerifier>(
+    package static func verifySignature<H: SHA256Engine, V: ClassicSignatureVerifier>(
         _: H.Type, classic: V, cose: COSESign1View, envelope: UnsafeRawBufferPointer, trust: TrustAnchor
     ) -> Bool {
         if let kid = cose.kid {

@@ -12,6 +12,9 @@ enum FuzzTarget: String, CaseIterable {
     case envelope
     case parsers
     case blocks
+    case device
+    case resume
+    case pskFile = "psk-file"
 
     func run(_ data: UnsafeRawBufferPointer) {
         let bytes = Array(data)
@@ -21,6 +24,9 @@ enum FuzzTarget: String, CaseIterable {
         case .envelope: fuzzEnvelope(bytes)
         case .parsers: fuzzParsers(bytes)
         case .blocks: fuzzBlocks(bytes)
+        case .device: fuzzDevice(bytes)
+        case .resume: fuzzResume(bytes)
+        case .pskFile: fuzzPSKFile(bytes)
         }
     }
 }
@@ -160,4 +166,83 @@ func fuzzBlocks(_ bytes: [UInt8]) {
             break
         }
     }
+}
+
+/// Accepts every ES256 signature, so that mutated payloads get past the
+/// signature step and the device's manifest rules and policy see them.
+struct AcceptingVerifier: ClassicSignatureVerifier {
+    func verifyES256(publicKey: UnsafeRawBufferPointer, digest: Digest32, signature: UnsafeRawBufferPointer) -> Bool { true }
+    func verifyEd25519(publicKey: UnsafeRawBufferPointer, signature: UnsafeRawBufferPointer,
+                       message: ((UnsafeRawBufferPointer) -> Void) -> Void) -> Bool { false }
+}
+
+/// The device vectors' HSS-LMS public key (Vectors/device/hss-public.bin).
+let fuzzHSSPublicKey: [UInt8] = Hex.decodeLowercase(
+    "000000010000000500000004167eaa80b17910a952b4a2e8a14155420ccc7408bb2e86cfbd6906229ba4f568c9106d8a5243f63d3ecdd1ac791d3fa9")!
+
+/// What a device runs (`DeviceVerifier.check`: COSE_Sign1 view, signature,
+/// manifest view, policy, pure-Swift SHA-256) on arbitrary envelopes, twice:
+/// under the vectors' real HSS-LMS anchor (an accepted release must have a
+/// signature that verifies again), and under an ES256 anchor whose
+/// signature check always passes (the rules after it see every payload).
+/// Whatever passes has its ranges inside the envelope.
+func fuzzDevice(_ bytes: [UInt8]) {
+    bytes.withUnsafeBytes { envelope in
+        let inside = { (r: Range<Int>) in r.lowerBound >= 0 && r.upperBound <= envelope.count }
+        Array("example.com".utf8).withUnsafeBytes { manufacturer in Array("c7960".utf8).withUnsafeBytes { model in
+            let installed = InstalledRelease(version: FirmwareVersion(major: 1, minor: 2, revision: 2), timestamp: 1_763_999_999)
+            let policy = DevicePolicy(manufacturer: manufacturer, model: model, installed: bytes.first.map { $0 & 1 == 0 } == true ? installed : nil,
+                                      slotSize: 1 << 20)
+            fuzzHSSPublicKey.withUnsafeBytes { key in
+                let trust = TrustAnchor(hss: key, engine: SHA256.self)
+                var view = ManifestView()
+                let result = DeviceVerifier.check(SHA256.self, classic: HashBasedOnly(), envelope: envelope, trust: trust,
+                                                  policy: policy, view: &view)
+                if result == nil || result == .upToDate {
+                    guard case .success(let cose) = COSESign1View.parse(envelope),
+                          DeviceVerifier.verifySignature(SHA256.self, classic: HashBasedOnly(), cose: cose, envelope: envelope, trust: trust)
+                    else { fatalError("accepted without a signature that verifies") }
+                }
+            }
+            guard case .success(let cose) = COSESign1View.parse(envelope) else { return }
+            guard inside(cose.payload), inside(cose.signature), cose.kid.map(inside) ?? true else { fatalError("COSE range out of bounds") }
+            var kid: UInt64 = 0
+            if let range = cose.kid, range.count == 8 { for i in range { kid = kid << 8 | UInt64(envelope[i]) } }
+            let key = [UInt8](repeating: 4, count: 65)
+            key.withUnsafeBytes { key in
+                var view = ManifestView()
+                let result = DeviceVerifier.check(SHA256.self, classic: AcceptingVerifier(), envelope: envelope,
+                                                  trust: TrustAnchor(algorithm: .es256, publicKey: key, kid: kid), policy: policy, view: &view)
+                guard result == nil || result == .upToDate || result == .wrongDevice || result == .rollback || result == .tooLarge else { return }
+                guard view.imageCount >= 1, view.imageCount <= ManifestView.maxImages, inside(view.manufacturer), inside(view.model)
+                else { fatalError("device view out of bounds") }
+                for i in 0..<view.imageCount {
+                    let image = view.images[i]
+                    guard inside(image.location), image.name.map(inside) ?? true, image.digestCount >= 1 else { fatalError("image out of bounds") }
+                }
+            }
+        } }
+    }
+}
+
+/// `staging/resume.json`: what parses writes back to bytes that parse to
+/// the same record, and nothing traps (a number of 2^63 or more once did).
+func fuzzResume(_ bytes: [UInt8]) {
+    guard let record = DeviceState.ResumeRecord(json: bytes) else { return }
+    guard DeviceState.ResumeRecord(json: record.json) == record else { fatalError("resume record round trip failed") }
+}
+
+/// `--psk-file`: errors name the file; every entry has an identity and a
+/// key, and writing the entries back as lines reads back the same entries.
+func fuzzPSKFile(_ bytes: [UInt8]) {
+    let entries: [PSK]
+    do {
+        entries = try PSK.parseFile(bytes, path: "fuzz.psk")
+    } catch {
+        guard error.message.hasPrefix("fuzz.psk") else { fatalError("a PSK file error that does not name the file") }
+        return
+    }
+    guard !entries.isEmpty, entries.allSatisfy({ !$0.identity.isEmpty && !$0.key.isEmpty }) else { fatalError("empty PSK entry") }
+    let lines = entries.map { $0.identity + Array(":".utf8) + Array(Hex.encode($0.key).utf8) }.joined(separator: [0x0A])
+    guard (try? PSK.parseFile(Array(lines), path: "again")) == entries else { fatalError("PSK file round trip failed") }
 }

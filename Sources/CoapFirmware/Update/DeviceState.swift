@@ -193,40 +193,53 @@ public final class DeviceState {
 
     /// Where a download stopped: the manifest it belongs to (its canonical
     /// digest), the component, the durable offset and the transfer's ETag.
-    struct ResumeRecord: Sendable, Equatable {
-        var manifestID: String
-        var component: Int
-        var offset: UInt64
-        var blockSize: Int
-        var etag: ETag?
+    package struct ResumeRecord: Sendable, Equatable {
+        package var manifestID: String
+        package var component: Int
+        package var offset: UInt64
+        package var blockSize: Int
+        package var etag: ETag?
+
+        package init(manifestID: String, component: Int, offset: UInt64, blockSize: Int, etag: ETag?) {
+            (self.manifestID, self.component, self.offset, self.blockSize, self.etag) = (manifestID, component, offset, blockSize, etag)
+        }
+
+        /// `resume.json` as written by `json`; anything unusable (garbage,
+        /// missing members, numbers out of range) is no record: start over.
+        package init?(json bytes: [UInt8]) {
+            guard case .object(let m)? = try? JSONParser.parse(bytes),
+                  case .string(let id)? = m.first(where: { $0.key == "manifest" })?.value,
+                  let component = m.first(where: { $0.key == "component" })?.value.uint64.flatMap({ Int(exactly: $0) }),
+                  let offset = m.first(where: { $0.key == "offset" })?.value.uint64,
+                  let block = m.first(where: { $0.key == "blockSize" })?.value.uint64.flatMap({ Int(exactly: $0) })
+            else { return nil }
+            var etag: ETag?
+            if case .string(let hex)? = m.first(where: { $0.key == "etag" })?.value, let bytes = Hex.decodeLowercase(hex) {
+                etag = ETag(bytes)
+            }
+            self.init(manifestID: id, component: component, offset: offset, blockSize: block, etag: etag)
+        }
+
+        package var json: [UInt8] {
+            var members: [(key: String, value: JSONValue)] = [
+                ("manifest", .string(manifestID)), ("component", .number(String(component))),
+                ("offset", .number(String(offset))), ("blockSize", .number(String(blockSize))),
+            ]
+            if let etag { members.append(("etag", .string(Hex.encode(etag.bytes)))) }
+            return JSONWriter.write(.object(members))
+        }
     }
 
     func loadResume() -> ResumeRecord? {
-        // Anything unusable (garbage, numbers out of range) is no record: start over.
-        guard let bytes = try? FileSystem.read("\(stagingDirectory)/resume.json", limit: 4096),
-              case .object(let m)? = try? JSONParser.parse(bytes),
-              case .string(let id)? = m.first(where: { $0.key == "manifest" })?.value,
-              let component = m.first(where: { $0.key == "component" })?.value.uint64.flatMap({ Int(exactly: $0) }),
-              let offset = m.first(where: { $0.key == "offset" })?.value.uint64,
-              let block = m.first(where: { $0.key == "blockSize" })?.value.uint64.flatMap({ Int(exactly: $0) })
-        else { return nil }
-        var etag: ETag?
-        if case .string(let hex)? = m.first(where: { $0.key == "etag" })?.value, let bytes = Hex.decodeLowercase(hex) {
-            etag = ETag(bytes)
-        }
-        return ResumeRecord(manifestID: id, component: component, offset: offset, blockSize: block, etag: etag)
+        guard let bytes = try? FileSystem.read("\(stagingDirectory)/resume.json", limit: 4096) else { return nil }
+        return ResumeRecord(json: bytes)
     }
 
     /// Records a resume point. The staged bytes up to `offset` are fsynced
     /// first, so the record never claims more than the disk holds.
     func saveResume(_ record: ResumeRecord, stagedFile: String) throws(FileSystemError) {
         try syncFile(stagedFile)
-        var members: [(key: String, value: JSONValue)] = [
-            ("manifest", .string(record.manifestID)), ("component", .number(String(record.component))),
-            ("offset", .number(String(record.offset))), ("blockSize", .number(String(record.blockSize))),
-        ]
-        if let etag = record.etag { members.append(("etag", .string(Hex.encode(etag.bytes)))) }
-        try FileSystem.atomicWrite("\(stagingDirectory)/resume.json", JSONWriter.write(.object(members)))
+        try FileSystem.atomicWrite("\(stagingDirectory)/resume.json", record.json)
     }
 
     func clearResume() {
