@@ -13,8 +13,8 @@ import CoapFirmwareDevice
 /// replaced on disk (a new release is a new inode) keeps its old bytes for
 /// the transfers already under way, and the new bytes get a new ETag. A
 /// file changed in place (truncated under the mapping) cannot kill the
-/// server: the SIGBUS guard reads the lost pages as zeros, which fail the
-/// client's digests (issue #13 item 3).
+/// server: the SIGBUS guard reads the lost pages as zeros, and the server
+/// ends the transfers of a file changed in place (issue #13 item 3).
 ///
 /// The ETag is the first 8 bytes of the content's SHA-256, so identical
 /// bytes have the same ETag on every server (a mirror and its origin) and
@@ -62,6 +62,15 @@ final class MappedFile: @unchecked Sendable {
             // The closure keeps the mapping alive until it is hashed.
             Self.hashing.async { [self] in currentETag.store(Self.contentETag(base, count), ordering: .releasing) }
         }
+    }
+
+    /// The file at `path` is still this inode but its size or modification
+    /// time changed: the mapping no longer holds the bytes transfers began
+    /// with. (A file replaced by rename is another inode: the old mapping
+    /// keeps the old bytes, and transfers finish on them.)
+    var changedInPlace: Bool {
+        guard let now = FileIdentity.of(path) else { return false }
+        return now.device == identity.device && now.inode == identity.inode && now != identity
     }
 
     deinit {

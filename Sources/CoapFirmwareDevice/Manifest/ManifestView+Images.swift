@@ -28,7 +28,9 @@ extension ManifestView {
             p.member = .name
             if missing(.name) { return MapScan.fail(p, "required field is missing") }
             guard let name = MapScan.text(b, range(.name)) else { return MapScan.fail(p, "expected text string") }
-            guard SafeName.isSafe(UnsafeRawBufferPointer(rebasing: b[name])) else { return MapScan.fail(p, "not a safe file name") }
+            let nameBytes = UnsafeRawBufferPointer(rebasing: b[name])
+            guard SafeName.isSafe(nameBytes) else { return MapScan.fail(p, "not a safe file name") }
+            guard SafeName.isImageName(nameBytes) else { return MapScan.fail(p, "reserved for the device's own records") }
             for other in 0..<imageCount {
                 if let otherName = images[other].name, bytesEqual(b, name, UnsafeRawBufferPointer(rebasing: b[otherName])) {
                     return MapScan.fail(p, "component is listed twice")

@@ -116,6 +116,9 @@ import TestSupport
         five.component = 1
         five.member = .name
         #expect(refusal(split.setting(10, .array([component("a"), component("a")]))) == five, "component names are unique")
+        for name in ["release.json", "manifest.cbor", "manifest.json"] {  // the device's own records (issue #13 item 7)
+            #expect(refusal(split.setting(10, .array([component("a"), component(name)]))) == five, "\(name)")
+        }
         let digest = TestCBOR.map([(.unsigned(1), .int(-16)), (.unsigned(2), .bytes([UInt8](repeating: 2, count: 32)))])
         var path = FieldPath(field: .firmwareCryptoInfo)
         path.member = .commitHash

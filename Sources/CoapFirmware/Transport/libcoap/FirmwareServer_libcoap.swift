@@ -31,6 +31,7 @@ public final class FirmwareServer {
     private var wellKnownCore = SharedBody([])
     private var reportedZeroFill: UInt = 0
     private var observers: ObserverLimits
+    private let transfers = TransferRegistry()
     private var echoGate: EchoGate
     private var stopRequested = false
 
@@ -118,11 +119,7 @@ public final class FirmwareServer {
         if now.resources != catalog.resources || !scanned { wellKnownCore = SharedBody(now.linkFormat) }
         catalog = now
         scanned = true
-        let zeroFilled = MappedFile.zeroFilledPages
-        if zeroFilled > reportedZeroFill {
-            logger.warning("a served file shrank while being served: \(zeroFilled - reportedZeroFill) page(s) read as zeros; those transfers fail their digests and start again on the new file")
-            reportedZeroFill = zeroFilled
-        }
+        endTransfersOfFilesChangedInPlace()
         // Forget mappings nobody asked for in a while; transfers keep their own references.
         let time = monotonicMilliseconds()
         for (path, used) in fileUse where time - used > 300_000 {
@@ -131,7 +128,9 @@ public final class FirmwareServer {
         }
     }
 
-    private func register(path: String, _ attributes: RepositoryCatalog.Resource) -> OpaquePointer? {
+    /// A new libcoap resource for `path`; `replacing` is deleted only once
+    /// the new one exists, so the two never share an address.
+    private func register(path: String, _ attributes: RepositoryCatalog.Resource, replacing old: OpaquePointer? = nil) -> OpaquePointer? {
         let observable = attributes.observable
         let flags = Int32(COAP_RESOURCE_FLAGS_RELEASE_URI | (observable ? COAP_RESOURCE_FLAGS_NOTIFY_CON : 0))
         guard let resource = coap_resource_init(newStrConst(path), flags) else { return nil }
@@ -144,6 +143,7 @@ public final class FirmwareServer {
             coap_add_attr(resource, newStrConst("rt"), newStrConst("\"firmware.image\""), release)
         }
         coap_add_attr(resource, newStrConst("ct"), newStrConst(attributes.contentFormat), release)
+        if let old { coap_delete_resource(context.pointer, old) }
         coap_add_resource(context.pointer, resource)
         return resource
     }
@@ -183,7 +183,7 @@ public final class FirmwareServer {
             // SZX 7 is reserved over UDP (RFC 7959 §2.2, BERT is RFC 8323 for TCP).
             let blockSize = Block2.size(szx: asked ? min(UInt8(block.szx), Block2.maxSZX) : Block2.maxSZX)
             let record = TransferRecord(logger: logger, file: file, peer: peer, path: path, blockSize: blockSize,
-                                        firstBlock: Int(block.num))
+                                        firstBlock: Int(block.num), registry: transfers)
             let maxAge: Int32 = kind == .image ? -1 : Int32(configuration.manifestMaxAge)
             coap_pdu_set_code(response, COAP_RESPONSE_CODE_CONTENT)
             // libcoap adds ETag (and Size2) only to a body that starts at block 0
@@ -257,6 +257,37 @@ public final class FirmwareServer {
         return segments
     }
 
+    /// A file written over in place (`cp new.bin` onto a served image) no
+    /// longer holds the bytes its transfers began with, and what was cut
+    /// off reads as zeros (the SIGBUS guard). Those transfers are ended:
+    /// libcoap answers later blocks of a body from its own transfer state,
+    /// found by the resource's address, so the resource is replaced by a
+    /// new one; the next request reaches our handler and gets the new
+    /// bytes under a new ETag (or 4.00 past their end), and the client
+    /// starts that image again.
+    private func endTransfersOfFilesChangedInPlace() {
+        let zeroFilled = MappedFile.zeroFilledPages
+        if zeroFilled > reportedZeroFill {
+            logger.warning("a served file shrank while being served: \(zeroFilled - reportedZeroFill) page(s) read as zeros")
+            reportedZeroFill = zeroFilled
+        }
+        var changed: [ObjectIdentifier: Bool] = [:]
+        var paths: Set<String> = []
+        for entry in transfers.live.values {
+            let id = ObjectIdentifier(entry.file)
+            if changed[id] == nil { changed[id] = !transfers.ended.contains(id) && entry.file.changedInPlace }
+            if changed[id] == true { paths.insert(String(entry.path.dropFirst())) }
+        }
+        // Once per mapping: libcoap may hold the old bodies a while longer.
+        transfers.ended = transfers.ended.union(changed.filter(\.value).keys)
+            .intersection(transfers.live.values.map { ObjectIdentifier($0.file) })
+        for path in paths.sorted() {
+            guard let old = registered[path], let attributes = catalog.resources[path] else { continue }
+            logger.warning("/\(path) changed in place while being served; ending its transfers")
+            registered[path] = register(path: path, attributes, replacing: old)
+        }
+    }
+
     /// The mapping of a file inside the repository, refreshed when the file
     /// changes; nil for anything that is not a regular file inside the root
     /// once symlinks are resolved.
@@ -300,8 +331,8 @@ public final class FirmwareServer {
 
 /// One body handed to libcoap: keeps the mapping alive and logs when released.
 final class TransferRecord {
-    // The logger, not the server: libcoap also releases bodies while the
-    // server is being torn down (coap_free_context in deinit).
+    // The logger and the registry, not the server: libcoap also releases
+    // bodies while the server is being torn down (coap_free_context in deinit).
     let logger: Logger
     let file: MappedFile
     let peer: String
@@ -309,11 +340,25 @@ final class TransferRecord {
     let blockSize: Int
     let firstBlock: Int
     let started = monotonicMilliseconds()
+    private weak var registry: TransferRegistry?
 
-    init(logger: Logger, file: MappedFile, peer: String, path: String, blockSize: Int, firstBlock: Int) {
+    init(logger: Logger, file: MappedFile, peer: String, path: String, blockSize: Int, firstBlock: Int,
+         registry: TransferRegistry) {
         (self.logger, self.file, self.peer) = (logger, file, peer)
         (self.path, self.blockSize, self.firstBlock) = (path, blockSize, firstBlock)
+        self.registry = registry
+        registry.live[ObjectIdentifier(self)] = (file, path)
     }
+
+    /// libcoap released the body.
+    func released() { registry?.live[ObjectIdentifier(self)] = nil }
+}
+
+/// The bodies libcoap holds now: which file, under which request path.
+final class TransferRegistry {
+    var live: [ObjectIdentifier: (file: MappedFile, path: String)] = [:]
+    /// Files changed in place whose transfers were ended already.
+    var ended: Set<ObjectIdentifier> = []
 }
 
 // Never written after initialization: a one-byte placeholder for empty bodies.
@@ -339,6 +384,7 @@ private let handleGet: coap_method_handler_t = { resource, session, request, que
 private let releaseTransfer: coap_release_large_data_t = { _, pointer in
     guard let pointer else { return }
     let record = Unmanaged<TransferRecord>.fromOpaque(pointer).takeRetainedValue()
+    record.released()
     let elapsed = Double(monotonicMilliseconds() - record.started) / 1000
     // libcoap releases a body when its block-transfer state ends (the last
     // block sent and the state timed out, or the session went away); the
