@@ -1,6 +1,8 @@
 """Reading the two signed envelopes of a manifest, independently of our
 code: COSE_Sign1 (manifest.cbor, read with the strict reader and checked
-against cbor2) and flattened JWS (manifest.json); base64url and kids."""
+against cbor2) and flattened JWS (manifest.json); base64url and kids.
+Re-signing a published manifest with changed fields (``resign_cose``,
+``resign_jws``), with python ``cryptography``, for hostile-but-signed cases."""
 
 from __future__ import annotations
 
@@ -72,3 +74,71 @@ def read_jws(path: Path) -> Jws:
     payload_bytes = b64u_decode(doc["payload"])
     signing_input = (doc["protected"] + "." + doc["payload"]).encode("ascii")
     return Jws(doc, header, payload_bytes, json.loads(payload_bytes), b64u_decode(doc["signature"]), signing_input)
+
+
+# ---------------------------------------------------------------------------
+# Re-signing: a published manifest with changed fields, signed again with the
+# release key (ES256 or EdDSA PEM from keygen), as a careless or hostile
+# signer would. The payload is edited as decoded by the strict reader (tag 1
+# stays ``cbor.Tag(1, seconds)``) and written back in its key order.
+# ---------------------------------------------------------------------------
+
+def _to_cbor2(value):
+    if isinstance(value, cbor.Tag):
+        return cbor2.CBORTag(value.tag, _to_cbor2(value.value))
+    if isinstance(value, dict):
+        return {k: _to_cbor2(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_to_cbor2(v) for v in value]
+    return value
+
+
+def _sign(key_path: Path, data: bytes) -> bytes:
+    """ES256 (raw r||s, 64 bytes) or Ed25519 over ``data`` with a PEM private key."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    key = serialization.load_pem_private_key(Path(key_path).read_bytes(), password=None)
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        r, s = decode_dss_signature(key.sign(data, ec.ECDSA(hashes.SHA256())))
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return key.sign(data)
+    raise ValueError(f"{key_path}: only ES256 and EdDSA keys can re-sign")
+
+
+def resign_cose(source: Path, key_path: Path, edit, out: Path | None = None) -> bytes:
+    """manifest.cbor at ``source`` with ``edit(payload)`` applied to its
+    payload map (integer keys; edit in place or return a new map), signed
+    again with ``key_path`` under the same headers. Written to ``out`` (default:
+    over ``source``); returns the new envelope's bytes."""
+    envelope = read_cose(source)
+    payload = cbor.decode(envelope.payload, deterministic=False)
+    edited = edit(payload)
+    payload = payload if edited is None else edited
+    payload_bytes = cbor2.dumps(_to_cbor2(payload))
+    signature = _sign(key_path, sig_structure(envelope.protected, payload_bytes))
+    data = cose_sign1(envelope.protected, envelope.unprotected, payload_bytes, signature)
+    Path(out or source).write_bytes(data)
+    return data
+
+
+def resign_jws(source: Path, key_path: Path, edit=None, out: Path | None = None,
+               protected: str | None = None) -> bytes:
+    """manifest.json at ``source`` with ``edit(payload)`` applied to its
+    payload object, signed again with ``key_path``. ``protected`` replaces the
+    protected header's JSON text as given (e.g. with a member twice). Written
+    to ``out`` (default: over ``source``); returns the new document's bytes."""
+    jws = read_jws(source)
+    payload = jws.payload
+    if edit is not None:
+        edited = edit(payload)
+        payload = payload if edited is None else edited
+    header_text = protected if protected is not None else json.dumps(jws.header, separators=(",", ":"))
+    protected_b64 = b64u(header_text.encode("utf-8"))
+    payload_b64 = b64u(json.dumps(payload, separators=(",", ":")).encode("utf-8"))
+    signature = _sign(key_path, f"{protected_b64}.{payload_b64}".encode("ascii"))
+    data = json.dumps({"protected": protected_b64, "payload": payload_b64, "signature": b64u(signature)}).encode()
+    Path(out or source).write_bytes(data)
+    return data
