@@ -3,8 +3,10 @@
 
 One server on loopback serves a repository with three models, 16-256 KiB
 images; a new version of one model is published every --publish-every
-seconds, so that installs keep finding new releases and observers get
-notified. Against it, for --seconds (default $SOAK_SECONDS or 3600):
+(120) seconds, so that observers get notified and clients move to new
+releases, and the version folders older than the last --keep-versions (2)
+of a model are removed, as an operator would (a client still fetching one
+of those fails, and is counted as failed). Against it, for --seconds (default $SOAK_SECONDS or 3600):
 
   clients    --clients (50) devices, each in a loop running `coap-fw-client
              update --json` with its own state folder, through the
@@ -67,7 +69,7 @@ from pathlib import Path
 from support import cli, coap
 from support.files import sha256_file, write_random_file
 from support.netns import relay_stats, start_relay
-from support.paths import CLIENT, SERVER, default_bin_dir, image_path, manifest_path
+from support.paths import CLIENT, SERVER, default_bin_dir, image_path, manifest_path, model_dir
 from support.ports import free_udp_port
 from support.procs import crashes, proc_status_kib
 from support.servers import Processes
@@ -90,7 +92,7 @@ class Releases:
     """What was published: (model, version) -> (SHA-256, size), and the
     publisher of new versions."""
 
-    def __init__(self, bin_dir: Path, root: Path, rng: random.Random):
+    def __init__(self, bin_dir: Path, root: Path, rng: random.Random, keep_versions: int = 0):
         self.bin_dir, self.root, self.rng = bin_dir, root, rng
         self.keys = root / "keys"
         self.repo = root / "repo"
@@ -98,6 +100,8 @@ class Releases:
         self.published: dict[tuple[str, str], tuple[str, int]] = {}
         self.counter = {m: 0 for m in MODELS}
         self.failures: list[str] = []
+        self.keep_versions = keep_versions
+        self.pruned = 0
         cli.keygen(bin_dir, self.keys)
 
     def publish_next(self, model: str) -> str | None:
@@ -116,6 +120,11 @@ class Releases:
         if run.returncode != 0:
             self.failures.append(f"publish {model} {version}: exit {run.returncode}: {run.stderr.strip()[:300]}")
             return None
+        if self.keep_versions:  # an operator's clean-up: the oldest version folders go
+            old = self.counter[model] - self.keep_versions
+            if old >= 1 and (folder := model_dir(self.repo, model) / f"1.0.{old}").is_dir():
+                shutil.rmtree(folder)
+                self.pruned += 1
         return version
 
     def expected(self, model: str, version: str) -> tuple[str, int] | None:
@@ -340,6 +349,19 @@ def probe_loop(ctx: dict, stop: threading.Event, stats: Stats, every: float, tim
                 stats.probe_failed.append(f"t+{time.monotonic() - ctx['t0']:.0f}s {path}: {what} after {took:.1f} s")
 
 
+def rss_parts(pid: int) -> str:
+    """RssAnon/RssFile in KiB: the heap's part and mapped files' part of VmRSS."""
+    return f"{proc_status_kib(pid, 'RssAnon')}/{proc_status_kib(pid, 'RssFile')}"
+
+
+def deleted_mappings(pid: int) -> int:
+    """Mappings of files that were removed (e.g. images of removed versions)."""
+    try:
+        return sum(1 for line in Path(f"/proc/{pid}/maps").read_text().splitlines() if line.endswith("(deleted)"))
+    except OSError:
+        return -1
+
+
 def rss_loop(ctx: dict, stop: threading.Event, stats: Stats):
     while True:
         try:
@@ -374,7 +396,9 @@ def main(argv=None) -> int:
                         help="Observe flood: source ports (default 500; 1100 passes the server's 1000 sessions)")
     parser.add_argument("--observe-refresh", type=float, default=60.0, help="re-registration period, s (default 60)")
     parser.add_argument("--fuzz-rate", type=float, default=200.0, help="fuzzer datagrams a second (default 200)")
-    parser.add_argument("--publish-every", type=float, default=30.0, help="a new version every N s (default 30)")
+    parser.add_argument("--publish-every", type=float, default=120.0, help="a new version every N s (default 120)")
+    parser.add_argument("--keep-versions", type=int, default=2,
+                        help="version folders kept per model; older ones are removed (default 2; 0 keeps all)")
     parser.add_argument("--probe-every", type=float, default=10.0, help="fresh-client GET every N s (default 10)")
     parser.add_argument("--probe-timeout", type=float, default=5.0, help="a fresh client's limit, s (default 5)")
     parser.add_argument("--warmup", type=float, default=None, help="s before the start RSS (default seconds/5, <= 300)")
@@ -407,7 +431,7 @@ def main(argv=None) -> int:
     log(f"work folder {root}, seed {seed}, {args.seconds:g} s, {args.clients} clients, loss {args.loss:g}, "
         f"{args.observers} observers, fuzzer {args.fuzz_rate:g}/s")
     try:
-        releases = Releases(bin_dir, root, random.Random(seed))
+        releases = Releases(bin_dir, root, random.Random(seed), args.keep_versions)
         for model in MODELS:
             releases.publish_next(model)
         server = procs.server(releases.repo, *args.server_args.split(), verbose=0)
@@ -436,6 +460,7 @@ def main(argv=None) -> int:
 
         deadline = ctx["t0"] + args.seconds
         rss_start = None
+        parts_start = parts_end = None
         early_exit = None
         next_report = ctx["t0"] + 60
         while time.monotonic() < deadline:
@@ -446,7 +471,8 @@ def main(argv=None) -> int:
                 break
             if rss_start is None and time.monotonic() >= ctx["t0"] + warmup:
                 rss_start = proc_status_kib(server.pid)
-                log(f"warm-up over: server VmRSS {rss_start} KiB")
+                parts_start = rss_parts(server.pid)
+                log(f"warm-up over: server VmRSS {rss_start} KiB {parts_start}")
             if time.monotonic() >= next_report:
                 next_report += 60
                 with stats.lock:
@@ -456,8 +482,10 @@ def main(argv=None) -> int:
         load_seconds = round(time.monotonic() - ctx["t0"], 1)
         rss_end = proc_status_kib(server.pid) if alive else None
         hwm = proc_status_kib(server.pid, "VmHWM") if alive else None
+        parts_end = rss_parts(server.pid) if alive else None
+        deleted_maps = deleted_mappings(server.pid) if alive else None
         if rss_start is None:
-            rss_start = rss_end
+            rss_start, parts_start = rss_end, parts_end
         log("time is up: stopping the load (running updates finish)")
         stop.set()
         for name in ("clients", "publisher", "probe", "fuzzer", "observers", "rss"):
@@ -500,10 +528,11 @@ def main(argv=None) -> int:
         "wrong_bytes": len(stats.wrong), "wrong": stats.wrong[:10],
         "client_crashes": len(stats.client_crashes),
         "rss_kib": {"start": rss_start, "end": rss_end, "growth": growth, "peak": hwm,
+                    "parts_start": parts_start, "parts_end": parts_end, "deleted_file_mappings": deleted_maps,
                     "samples": [v for _, v in stats.rss][:: max(1, len(stats.rss) // 20)]},
         "fresh_client": {"served": stats.probe_ok, "not_served": len(stats.probe_failed),
                          "failures": stats.probe_failed[:10], "served_after_load": served_after},
-        "publishes": stats.publishes, "publish_failures": releases.failures[:5],
+        "publishes": stats.publishes, "publish_failures": releases.failures[:5], "versions_removed": releases.pruned,
         "fuzz_datagrams": stats.fuzz_sent, "observe": dict(stats.observe),
         "relay": {"up_dropped": up.get("dropped"), "up_received": up.get("received"),
                   "down_dropped": down.get("dropped"), "down_received": down.get("received"),
@@ -522,9 +551,12 @@ def main(argv=None) -> int:
         ("server RSS start -> end", f"{rss_start} -> {rss_end} KiB (growth {growth} KiB, limit {args.max_growth_kib})"
          + ("" if ok_rss else " **FAIL**")),
         ("server peak RSS (VmHWM)", f"{hwm} KiB"),
+        ("RssAnon/RssFile start -> end", f"{parts_start} -> {parts_end} KiB (mapped images count as RssFile); "
+                                         f"{deleted_maps} mappings of removed files at the end"),
         ("fresh client served", f"{stats.probe_ok} of {stats.probe_ok + len(stats.probe_failed)}"
          + f" (after the load: {'yes' if served_after else 'NO'})" + ("" if ok_fresh else " **FAIL**")),
-        ("releases published", f"{stats.publishes} during the run (+{len(MODELS)} at start)"),
+        ("releases published", f"{stats.publishes} during the run (+{len(MODELS)} at start), "
+                               f"{releases.pruned} old version folders removed"),
         ("fuzzer datagrams", f"{stats.fuzz_sent}"),
         ("Observe flood", f"{args.observers} ports: {dict(stats.observe)}"),
         ("relay dropped up/down", f"{up.get('dropped')}/{down.get('dropped')} of {up.get('received')}/{down.get('received')}"),
