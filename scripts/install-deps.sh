@@ -9,7 +9,9 @@ APT_PACKAGES="pkg-config libcoap3-dev libcoap3-bin libcbor-dev libssl-dev iprout
 APT_PACKAGES="$APT_PACKAGES gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
 # pycose 1.1 breaks on cbor2 6 (tuples for tagged arrays): pin cbor2<6.
 # pyhsslms: the independent HSS/LMS implementation of the interop tests and Vectors/lms.
+# coapthon3, txthings (on Twisted): two more CoAP stacks as interop peers (Tests/support/peers.py).
 PIP_PACKAGES="pytest pytest-xdist cbor2<6 pycose==1.1.0 cryptography aiocoap==0.4.17 pyhsslms==2.0.0"
+PIP_PACKAGES="$PIP_PACKAGES coapthon3==1.0.2 txthings==0.3.0 twisted==26.10.0"
 
 missing=""
 for p in $APT_PACKAGES; do
@@ -22,7 +24,7 @@ if [ -n "$missing" ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
 fi
 
-if ! python3 -c 'import pytest, xdist, cbor2, pycose, cryptography, aiocoap, pyhsslms; assert int(cbor2.__version__.split(".")[0]) < 6' 2>/dev/null; then
+if ! python3 -c 'import pytest, xdist, cbor2, pycose, cryptography, aiocoap, pyhsslms, coapthon, txthings.coap, twisted; import importlib.metadata as m; assert int(m.version("cbor2").split(".")[0]) < 6' 2>/dev/null; then
     echo "install-deps: pip install $PIP_PACKAGES"
     python3 -m pip install -q --disable-pip-version-check $PIP_PACKAGES \
         || python3 -m pip install -q --disable-pip-version-check --break-system-packages $PIP_PACKAGES

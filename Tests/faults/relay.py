@@ -25,7 +25,10 @@ client), goes through, in this order:
 `--loss/--delay/--dup/--reorder` set both directions; `--up-loss`,
 `--down-delay`, ... override one direction. Each client address gets its own
 upstream socket (like a NAT), so a client's new sessions on new local ports
-stay apart. The random generator is seeded (`--seed`) and printed, so a run
+stay apart; with `--uplink-idle S` (a long run with many short-lived
+clients, e.g. Tests/soak/soak.py) a client address that sent and received
+nothing for S seconds is forgotten, its upstream socket closed, like a NAT's
+idle mapping. The random generator is seeded (`--seed`) and printed, so a run
 can be replayed.
 
 On SIGTERM/SIGINT it prints one line
@@ -37,7 +40,8 @@ released held ones included), dropped, duplicated, reordered (held back),
 released_after_next / released_by_timer, bytes_forwarded, and coap_repeats
 (received CoAP messages whose Message ID this client endpoint already used
 in that direction: for "up", the client's retransmissions as they reach the
-relay, before any loss). `last_down_sent` / `last_up_sent` are
+relay, before any loss). "clients" counts the client addresses seen,
+"clients_open" those still mapped at exit. `last_down_sent` / `last_up_sent` are
 time.monotonic() stamps (CLOCK_MONOTONIC, comparable across processes).
 `--stats-file` writes the same JSON to a file. (Tests read that line with
 support.netns.relay_stats, and netem's arguments for the same faults come
@@ -87,7 +91,7 @@ class Direction:
         self.loss, self.delay, self.dup, self.reorder = loss, delay, dup, reorder
         self.reorder_unit = reorder_unit
         self.held: dict[int, tuple] = {}  # id -> (sock, data, dest)
-        self.seen: set[tuple] = set()     # (endpoint, message id) already received
+        self.seen: dict[tuple, set] = {}  # endpoint -> (type, message id) already received
         self.stats = {"received": 0, "forwarded": 0, "dropped": 0, "duplicated": 0, "reordered": 0,
                       "released_after_next": 0, "released_by_timer": 0, "bytes_forwarded": 0,
                       "coap_repeats": 0}
@@ -105,7 +109,8 @@ def coap_message_id(data: bytes) -> tuple[int, int] | None:
 
 
 class Relay:
-    def __init__(self, listen, upstream, directions: dict[str, Direction], seed: int, stats_file: str | None):
+    def __init__(self, listen, upstream, directions: dict[str, Direction], seed: int, stats_file: str | None,
+                 uplink_idle: float = 0.0):
         self.rng = random.Random(seed)
         self.seed = seed
         self.listen, self.upstream = listen, upstream
@@ -117,6 +122,10 @@ class Relay:
         self.sel = selectors.DefaultSelector()
         self.sel.register(self.lsock, selectors.EVENT_READ, None)
         self.uplinks: dict[tuple, socket.socket] = {}
+        self.uplink_idle = uplink_idle
+        self.last_active: dict[tuple, float] = {}  # client address -> last datagram either way
+        self.next_sweep = time.monotonic() + uplink_idle
+        self.clients_seen = 0
         self.queue: list = []  # (due, seq, kind, direction, payload)
         self.seq = itertools.count()
         self.hold_ids = itertools.count()
@@ -137,11 +146,12 @@ class Relay:
             # "up": only CON/NON requests repeat a Message ID on retransmission;
             # "down": a repeated ACK/response means the server answered a duplicate.
             if d.name == "down" or mtype in (0, 1):
-                key = (endpoint, mtype if d.name == "up" else 0, number)
-                if key in d.seen:
+                key = (mtype if d.name == "up" else 0, number)
+                seen = d.seen.setdefault(endpoint, set())
+                if key in seen:
                     d.stats["coap_repeats"] += 1
                 else:
-                    d.seen.add(key)
+                    seen.add(key)
         if self.rng.random() < d.loss:
             d.stats["dropped"] += 1
             return
@@ -186,6 +196,21 @@ class Relay:
                 self._send(d, *d.held.pop(payload))
                 d.stats["released_by_timer"] += 1
 
+    def forget_idle(self):
+        """With --uplink-idle: drops the client addresses quiet for that long
+        (datagrams still queued for them are sent on a closed socket: lost)."""
+        now = time.monotonic()
+        if not self.uplink_idle or now < self.next_sweep:
+            return
+        self.next_sweep = now + min(self.uplink_idle, 1.0)
+        for addr in [a for a, t in self.last_active.items() if now - t > self.uplink_idle]:
+            del self.last_active[addr]
+            uplink = self.uplinks.pop(addr)
+            self.sel.unregister(uplink)
+            uplink.close()
+            for d in self.dirs.values():
+                d.seen.pop(addr, None)
+
     # -- main loop --------------------------------------------------------
 
     def serve(self) -> int:
@@ -216,11 +241,15 @@ class Relay:
                         uplink.setblocking(False)
                         uplink.connect(self.upstream)
                         self.uplinks[addr] = uplink
+                        self.clients_seen += 1
                         self.sel.register(uplink, selectors.EVENT_READ, addr)
+                    self.last_active[addr] = time.monotonic()
                     self.on_datagram(up, uplink, data, None, addr)
                 else:  # from the server, back to the client at key.data
+                    self.last_active[key.data] = time.monotonic()
                     self.on_datagram(down, self.lsock, data, key.data, key.data)
             self.run_due()
+            self.forget_idle()
         stats = self.report()
         print("relay stats " + json.dumps(stats), flush=True)
         if self.stats_file:
@@ -231,7 +260,8 @@ class Relay:
     def report(self) -> dict:
         out = {name: dict(d.stats, held_at_exit=len(d.held), **d.params()) for name, d in self.dirs.items()}
         out["seed"] = self.seed
-        out["clients"] = len(self.uplinks)
+        out["clients"] = self.clients_seen
+        out["clients_open"] = len(self.uplinks)
         out["last_up_sent"] = self.dirs["up"].last_sent
         out["last_down_sent"] = self.dirs["down"].last_sent
         out["started"] = self.started
@@ -246,6 +276,8 @@ def main(argv=None) -> int:
     parser.add_argument("--reorder-unit", type=seconds, default=0.5,
                         help="with no delay, a reordered datagram waits at most 2..3 x this (default 0.5 s)")
     parser.add_argument("--stats-file", help="also write the final counters (JSON) here")
+    parser.add_argument("--uplink-idle", type=seconds, default=0.0,
+                        help="forget a client address quiet for this many seconds (default 0: never)")
     for fault, kind, text in (("loss", probability, "drop probability"), ("delay", seconds, "delay in seconds"),
                               ("dup", probability, "duplication probability"),
                               ("reorder", probability, "reordering probability")):
@@ -259,7 +291,7 @@ def main(argv=None) -> int:
         value = {f: getattr(args, f"{name}_{f}") for f in ("loss", "delay", "dup", "reorder")}
         value = {f: (v if v is not None else getattr(args, f)) for f, v in value.items()}
         dirs[name] = Direction(name, reorder_unit=args.reorder_unit, **value)
-    return Relay(args.listen, args.upstream, dirs, seed, args.stats_file).serve()
+    return Relay(args.listen, args.upstream, dirs, seed, args.stats_file, args.uplink_idle).serve()
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ The ASan build is made by `make test` (`make asan`):
 import os
 import random
 import socket
-import struct
 import time
 from pathlib import Path
 
@@ -30,43 +29,6 @@ def lists_firmware(srv) -> bool:
     """/.well-known/core lists the published manifests: the repository was read."""
     response = coap.request("127.0.0.1", srv.port, ".well-known/core")
     return response is not None and b"firmware" in response.payload
-
-
-def mutations(rng, valid):
-    """Yields malformed datagrams: random, truncated, bit-flipped, and crafted."""
-    kinds = ["random", "truncate", "flip", "bad-delta", "huge-block", "zero-token", "bad-token-length",
-             "critical", "big-option", "payload-marker", "empty"]
-    while True:
-        kind = rng.choice(kinds)
-        base = rng.choice(valid)
-        if kind == "random":
-            yield bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 1200)))
-        elif kind == "truncate":
-            yield base[: rng.randint(0, len(base) - 1)]
-        elif kind == "flip":
-            b = bytearray(base)
-            for _ in range(rng.randint(1, 8)):
-                i = rng.randrange(len(b))
-                b[i] ^= 1 << rng.randrange(8)
-            yield bytes(b)
-        elif kind == "bad-delta":
-            # delta nibble 15 with a non-marker length: a message format error (RFC 7252 §3.1)
-            yield base[:4] + bytes([0xF1, 0x00]) + base[4:]
-        elif kind == "huge-block":
-            num = rng.choice([0xFFFFF, 0xFFFFE, 1 << 19, rng.randrange(1 << 20)])
-            yield request(rng.randrange(65536), b"\x01", coap.uri_path_options(IMAGE_PATH) + [(23, struct.pack(">I", (num << 4) | 6)[1:])])
-        elif kind == "zero-token":
-            yield request(rng.randrange(65536), b"", coap.uri_path_options(IMAGE_PATH) + [(23, bytes([rng.randrange(256)]))])
-        elif kind == "bad-token-length":
-            yield bytes([0x40 | rng.randint(9, 15), 1]) + os.urandom(2 + rng.randint(0, 20))
-        elif kind == "critical":
-            yield request(rng.randrange(65536), b"\x02", coap.uri_path_options(IMAGE_PATH) + [(rng.choice([9, 25, 65001, 2049]), b"\x01")])
-        elif kind == "big-option":
-            yield request(rng.randrange(65536), b"\x03", [(11, b"A" * rng.randint(256, 1100))])
-        elif kind == "payload-marker":
-            yield base + b"\xff"
-        else:
-            yield b""
 
 
 @pytest.fixture(params=["asan", "plain"])
@@ -97,7 +59,7 @@ def test_10000_malformed_datagrams(asan_server, tmp_path):
     assert fetch(port, tmp_path / "before.bin") == image.read_bytes()
     sockets = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(16)]
     sent = 0
-    gen = mutations(rng, valid)
+    gen = coap.mutations(rng, valid, IMAGE_PATH)
     rss_warm = None
     try:
         for n in range(10_000):

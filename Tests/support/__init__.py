@@ -11,7 +11,8 @@ Makefile. A script run by hand needs the same: ``PYTHONPATH=Tests python3 ...``.
     procs             the process wrapper (log file, clean-exit check), the
                       crash markers, waiting, /proc memory figures
     servers           a group of started processes: our server, aiocoap's
-                      file server, the malicious server, anything else
+                      file server, the malicious server, the peers' file
+                      servers, anything else
     coap              the one hand-written CoAP message encoder/decoder, probes
     cli               coap-fw-server / coap-fw-client wrappers, libcoap's client
     cbor              a strict CBOR reader
@@ -19,4 +20,6 @@ Makefile. A script run by hand needs the same: ``PYTHONPATH=Tests python3 ...``.
     netns             network-namespace pairs, netem, the user-space relay
                       (Tests/faults/relay.py) and its counters
     malicious_server  a script: a deliberately faulty CoAP firmware server
+    peers             CoAPthon3 and txThings (two more CoAP stacks): a file
+                      server script and one-GET clients
 """

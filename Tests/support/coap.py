@@ -112,29 +112,87 @@ def decode(data: bytes) -> Message:
 
 
 def request(host: str, port: int, path: str = "", *, options=(), code: int = GET,
-            timeout: float = 0.5) -> Message | None:
+            timeout: float = 0.5, resend: float | None = None) -> Message | None:
     """One CON request from a fresh socket (a new session at the server):
     Uri-Path from ``path`` plus ``options``. The response whose token
-    matches, or None on time-out or an ICMP refusal."""
+    matches, or None on time-out or an ICMP refusal. With ``resend`` the
+    same message (same Message ID) goes again every ``resend`` seconds
+    until ``timeout``, as a retransmitting client would send it."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     token = os.urandom(4)
     mid = int.from_bytes(os.urandom(2), "big")
+    datagram = encode(CON, code, mid, token, [*uri_path_options(path), *options])
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(timeout)
         deadline = time.monotonic() + timeout
+        next_send = time.monotonic()
         try:
-            sock.sendto(encode(CON, code, mid, token, [*uri_path_options(path), *options]), (host, port))
-            while time.monotonic() < deadline:
-                data, _ = sock.recvfrom(4096)
+            while True:
+                now = time.monotonic()
+                if now >= deadline:
+                    return None
+                if now >= next_send:
+                    sock.sendto(datagram, (host, port))
+                    next_send = now + resend if resend else deadline
+                sock.settimeout(max(0.001, min(deadline, next_send) - now))
+                try:
+                    data, _ = sock.recvfrom(4096)
+                except socket.timeout:
+                    continue
                 try:
                     message = decode(data)
                 except ValueError:
                     continue
                 if message.token == token:
                     return message
-        except (socket.timeout, OSError):
+        except OSError:
             return None
-    return None
+
+
+def mutations(rng, valid, path: str):
+    """Yields malformed datagrams, endlessly: random bytes, and the
+    ``valid`` datagrams truncated, bit-flipped or crafted wrong (a bad
+    option delta, huge Block2 numbers on ``path``, no token, a token length
+    over 8, unknown critical options, an oversized option, a payload marker
+    with no payload), and empty ones. ``rng`` is a random.Random."""
+    kinds = ["random", "truncate", "flip", "bad-delta", "huge-block", "zero-token", "bad-token-length",
+             "critical", "big-option", "payload-marker", "empty"]
+
+    def con_get(mid, token, options):
+        return encode(CON, GET, mid, token, options)
+
+    while True:
+        kind = rng.choice(kinds)
+        base = rng.choice(valid)
+        if kind == "random":
+            yield bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 1200)))
+        elif kind == "truncate":
+            yield base[: rng.randint(0, len(base) - 1)]
+        elif kind == "flip":
+            b = bytearray(base)
+            for _ in range(rng.randint(1, 8)):
+                i = rng.randrange(len(b))
+                b[i] ^= 1 << rng.randrange(8)
+            yield bytes(b)
+        elif kind == "bad-delta":
+            # delta nibble 15 with a non-marker length: a message format error (RFC 7252 §3.1)
+            yield base[:4] + bytes([0xF1, 0x00]) + base[4:]
+        elif kind == "huge-block":
+            num = rng.choice([0xFFFFF, 0xFFFFE, 1 << 19, rng.randrange(1 << 20)])
+            yield con_get(rng.randrange(65536), b"\x01",
+                          uri_path_options(path) + [(BLOCK2, struct.pack(">I", (num << 4) | 6)[1:])])
+        elif kind == "zero-token":
+            yield con_get(rng.randrange(65536), b"", uri_path_options(path) + [(BLOCK2, bytes([rng.randrange(256)]))])
+        elif kind == "bad-token-length":
+            yield bytes([0x40 | rng.randint(9, 15), 1]) + rng.randbytes(2 + rng.randint(0, 20))
+        elif kind == "critical":
+            yield con_get(rng.randrange(65536), b"\x02",
+                          uri_path_options(path) + [(rng.choice([9, 25, 65001, 2049]), b"\x01")])
+        elif kind == "big-option":
+            yield con_get(rng.randrange(65536), b"\x03", [(URI_PATH, b"A" * rng.randint(256, 1100))])
+        elif kind == "payload-marker":
+            yield base + b"\xff"
+        else:
+            yield b""
 
 
 def probe(host: str, port: int, path: str = ".well-known/core", timeout: float = 0.5) -> str | None:

@@ -43,7 +43,7 @@ logs every request on stderr (one line each), and stops on SIGTERM/SIGINT.
 ``/.well-known/core`` answers with a link-format list of the manifests, so
 it can be probed like our own server.
 
-    python3 Tests/support/malicious_server.py --repo DIR --fault truncate:3 [--host 127.0.0.1] [--port 0]
+    PYTHONPATH=Tests python3 Tests/support/malicious_server.py --repo DIR --fault truncate:3 [--host 127.0.0.1] [--port 0]
 """
 
 from __future__ import annotations
@@ -62,8 +62,8 @@ import aiocoap.resource
 from aiocoap import Code, Message
 from aiocoap.optiontypes import BlockOption
 
-CONTENT_FORMATS = {"manifest.cbor": 18, "manifest.json": 50}
-OCTET_STREAM = 42
+from support.paths import CONTENT_FORMATS, content_format, repo_file
+
 FAULTS_WITH_N = ("flip-bit", "etag-change", "truncate", "stall", "wrong-block", "extend", "slow", "max-szx")
 FAULTS_PLAIN = ("none", "wrong-size2", "silent")
 
@@ -99,19 +99,6 @@ class Repository(aiocoap.resource.Resource):
     async def needs_blockwise_assembly(self, request) -> bool:
         return False
 
-    def _file(self, segments) -> Path | None:
-        if not segments or any(s in ("", ".", "..") or "/" in s for s in segments):
-            return None
-        # The draft's second spelling answers the same (SPEC §4).
-        if len(segments) >= 2 and segments[0] == ".well-known" and segments[1] == "manifest":
-            segments = [".well-known", "firmware", *segments[2:]]
-        path = self.root.joinpath(*segments)
-        try:
-            path.resolve().relative_to(self.root)
-        except ValueError:
-            return None
-        return path if path.is_file() else None
-
     def _core(self) -> bytes:
         links = []
         for p in sorted(self.root.glob(".well-known/firmware/*/*/manifest.*")):
@@ -129,15 +116,15 @@ class Repository(aiocoap.resource.Resource):
             szx = 6
         number = block.block_number if block is not None else 0
         if segments == [".well-known", "core"]:
-            body, is_image, content_format = self._core(), False, 40
+            body, is_image, fmt = self._core(), False, 40
         else:
-            found = self._file(segments)
+            found = repo_file(self.root, segments)
             if found is None:
                 log(f"GET {path_text} block {number}/{16 << szx}: 4.04")
                 return Message(code=Code.NOT_FOUND, payload=f"no such file: {path_text}".encode())
             body = found.read_bytes()
             is_image = not found.name.startswith("manifest")
-            content_format = CONTENT_FORMATS.get(found.name, OCTET_STREAM)
+            fmt = content_format(found.name)
 
         if self.fault == "max-szx" and is_image and szx > self.n:
             # RFC 7959 §2.4: a smaller answer covers the start of the block
@@ -180,7 +167,7 @@ class Repository(aiocoap.resource.Resource):
             reported_number = number + 1
 
         response = Message(code=Code.CONTENT, payload=bytes(payload))
-        response.opt.content_format = content_format
+        response.opt.content_format = fmt
         response.opt.etag = etag
         if block is not None or len(body) > size:
             response.opt.block2 = BlockOption.BlockwiseTuple(reported_number, more, szx)

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 
-from support.paths import FAULTS_DIR, SUPPORT_DIR
+from support.paths import FAULTS_DIR, SUPPORT_DIR, authority
 from support.procs import Proc, wait_for
 
 RELAY = FAULTS_DIR / "relay.py"
@@ -136,15 +136,18 @@ def netem_args(loss: float, delay: float, dup: float = 0.0, reorder: float = 0.0
     return spec or ["delay", "0ms"]
 
 
-def start_relay(start, pair: NetnsPair, listen_port: int, upstream_port: int, *, loss: float, delay: float,
-                dup: float = 0.0, reorder: float = 0.0, seed: int, stats_file=None) -> Proc:
-    """The user-space relay in the server's namespace, from ``listen_port`` to
-    the server at ``upstream_port`` (both on the server address), started
-    with ``start(name, args)`` (``Processes.start`` or the like) and waited
-    for."""
-    args = [*pair.exec_prefix(pair.server_ns), sys.executable, RELAY,
-            "--listen", f"{pair.server_addr}:{listen_port}", "--upstream", f"{pair.server_addr}:{upstream_port}",
-            "--loss", loss, "--delay", delay, "--dup", dup, "--reorder", reorder, "--seed", seed]
+def start_relay(start, pair: NetnsPair | None, listen_port: int, upstream_port: int, *, loss: float, delay: float,
+                dup: float = 0.0, reorder: float = 0.0, seed: int, stats_file=None, host: str = "127.0.0.1",
+                extra=()) -> Proc:
+    """The user-space relay from ``listen_port`` to the server at
+    ``upstream_port``: in the server's namespace of ``pair`` on the server
+    address, or (``pair`` None) on ``host`` right here, e.g. on loopback.
+    Started with ``start(name, args)`` (``Processes.start`` or the like)
+    and waited for; ``extra`` are more relay.py arguments."""
+    prefix, addr = (pair.exec_prefix(pair.server_ns), pair.server_addr) if pair else ([], host)
+    args = [*prefix, sys.executable, RELAY,
+            "--listen", authority(addr, listen_port), "--upstream", authority(addr, upstream_port),
+            "--loss", loss, "--delay", delay, "--dup", dup, "--reorder", reorder, "--seed", seed, *extra]
     if stats_file is not None:
         args += ["--stats-file", stats_file]
     relay = start("relay", args)

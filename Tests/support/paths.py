@@ -51,6 +51,36 @@ def local_discovery_args(port: int, host: str = "127.0.0.1") -> list[str]:
     return ["--domain", DOMAIN, "--resolve", f"{LOCAL_HOST}:{host}:{port}"]
 
 
+# CoAP Content-Formats of a repository's files (SPEC §4): COSE_Sign1 and
+# JSON manifests, everything else an octet stream.
+CONTENT_FORMATS = {"manifest.cbor": 18, "manifest.json": 50}
+OCTET_STREAM = 42
+
+
+def content_format(name: str) -> int:
+    """The Content-Format a server gives the repository file called ``name``."""
+    return CONTENT_FORMATS.get(name, OCTET_STREAM)
+
+
+def repo_file(root: Path, segments) -> Path | None:
+    """The file of the repository folder ``root`` (resolved) that a
+    request's Uri-Path ``segments`` name, as a Python peer server maps them;
+    None when there is none or the path would leave the folder. The
+    draft's second spelling (``.well-known/manifest/...``) answers the same
+    (SPEC §4)."""
+    segments = list(segments)
+    if not segments or any(s in ("", ".", "..") or "/" in s for s in segments):
+        return None
+    if len(segments) >= 2 and segments[0] == ".well-known" and segments[1] == "manifest":
+        segments = [".well-known", "firmware", *segments[2:]]
+    path = root.joinpath(*segments)
+    try:
+        path.resolve().relative_to(root)
+    except ValueError:
+        return None
+    return path if path.is_file() else None
+
+
 def authority(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 

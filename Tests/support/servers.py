@@ -1,6 +1,6 @@
 """A group of background processes started for one test (or module, or
 fault-matrix cell): our server, aiocoap's file server, the malicious server,
-anything else. ``stop_all()`` stops each and returns what went wrong."""
+the CoAPthon3 and txThings file servers (support/peers.py), anything else. ``stop_all()`` stops each and returns what went wrong."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from pathlib import Path
 
 from support import coap
 from support.cli import serve_args
-from support.paths import SERVER, SUPPORT_DIR
+from support.paths import SERVER, SUPPORT_DIR, python_env
 from support.ports import free_udp_port
 from support.procs import Proc, start_process, wait_ready
 
 MALICIOUS_SERVER = SUPPORT_DIR / "malicious_server.py"
+PEERS = SUPPORT_DIR / "peers.py"
 
 
 class Processes:
@@ -82,7 +83,18 @@ class Processes:
         Path(repo).mkdir(parents=True, exist_ok=True)
         return self.start(f"malicious_server ({fault})",
                           [sys.executable, MALICIOUS_SERVER, "--repo", repo, "--fault", fault, "--host", host],
-                          log_name="malicious", host=host, port_on_stdout=True)
+                          log_name="malicious", host=host, port_on_stdout=True, env=python_env())
+
+    def peer(self, stack: str, repo: Path, probe_path: str, *, host: str = "127.0.0.1",
+             ready_timeout: float = 30) -> Proc:
+        """support/peers.py's file server on ``stack`` (``coapthon3`` or
+        ``txthings``), answering ``probe_path``; its port comes on stdout,
+        and it must stop cleanly (exit 0, no traceback) like our server."""
+        proc = self.start(f"{stack} file server",
+                          [sys.executable, PEERS, "serve", "--stack", stack, "--repo", repo, "--host", host],
+                          log_name=stack, host=host, port_on_stdout=True, env=python_env())
+        wait_ready(proc, lambda: coap.probe(host, proc.port, probe_path) == "2.05", ready_timeout)
+        return proc
 
     def stop_all(self) -> list[str]:
         """Stops every process; the problems of those that must end cleanly
