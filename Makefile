@@ -84,6 +84,7 @@ vectors: deps
 bench: release
 	$(PYTHON) bench/server_bench.py
 	$(PYTHON) bench/client_bench.py
+	$(PYTHON) bench/amplification.py
 	.build/release/coap-fw-bench .
 
 clean:
