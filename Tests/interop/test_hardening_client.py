@@ -550,7 +550,9 @@ def test_item12_local_replay_cannot_freeze_the_device(bin_dir, procs, tmp_path):
     the origin again (up-to-date from the local server, one attempt, nothing
     fetched), (c) `--origin-check 0` asks it every time and updates. Before
     the fix the origin was never asked after a local up-to-date (and the
-    option did not exist)."""
+    option did not exist). (d) an origin whose image cannot be fetched has
+    not settled anything: origin-checked is not written, the next run asks
+    it again."""
     keys = tmp_path / "keys"
     cli.keygen(bin_dir, keys)
     v1 = publish_into(bin_dir, tmp_path, "repo-v1", "1.0.0", 3000 + 7, keys=keys)
@@ -601,6 +603,20 @@ def test_item12_local_replay_cannot_freeze_the_device(bin_dir, procs, tmp_path):
     cli.assert_updated(due, "2.0.0", len(v2.data))
     assert due.json["source"] == origin_v2_uri, due.describe()
     assert_installed(bin_dir, state_b, "2.0.0", [(IMAGE, v2.digest, len(v2.data))])
+
+    # (d) device C: the origin offers 2.0.0 but its image cannot be fetched (4.04): that is not an
+    # answer that settles anything, so origin-checked is not written and the next run asks again.
+    v2_broken = publish_into(bin_dir, tmp_path, "repo-v2-broken", "2.0.0", 5000 + 9, keys=keys)
+    (model_dir(v2_broken.repo) / "2.0.0" / IMAGE).unlink()
+    origin_broken = procs.server(v2_broken.repo)
+    state_c = tmp_path / "state-c"
+    cli.assert_updated(run_update(state_c), "1.0.0", len(v1.data))
+    failed = run_update(state_c, *origin(origin_broken), "--origin-check", 86400)
+    assert failed.json["result"] == "up-to-date", failed.describe()
+    assert [a["result"] for a in failed.json["attempts"]] == ["up-to-date", "transfer-failed"], failed.describe()
+    assert _origin_checked(state_c) is None, "origin-checked written after a failed download from the origin"
+    again = run_update(state_c, *origin(origin_broken), "--origin-check", 86400)
+    assert len(again.json["attempts"]) == 2, f"the origin was not asked again after a failed download\n{again.describe()}"
 
 
 # ===========================================================================

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Dispatch
+import Logging
 import Synchronization
 internal import CFirmwareShims
 import CoapFirmwareCore
@@ -18,29 +19,29 @@ import CoapFirmwareDevice
 ///
 /// The ETag is the first 8 bytes of the content's SHA-256, so identical
 /// bytes have the same ETag on every server (a mirror and its origin) and
-/// after a restart. The serving thread never hashes a large file: until a
-/// background hash is done, the ETag is derived from the file's identity
-/// (device, inode, size, modification time) instead (issue #13 item 4).
-// @unchecked Sendable: the mapping is read-only after init, and the one
-// thing that changes (the ETag) is atomic.
-final class MappedFile: @unchecked Sendable {
+/// after a restart. The serving thread never hashes a large file: until
+/// `ContentETags` has hashed it in the background, the ETag is derived from
+/// the file's identity (device, inode, size, modification time) instead
+/// (issue #13 item 4).
+final class MappedFile {
     let path: String
     let identity: FileIdentity
     let base: UnsafeRawPointer?
     let count: Int
-    private let currentETag: Atomic<UInt64>
+    /// The content ETag of a file hashed where it was mapped.
+    private let inlineETag: UInt64?
 
     /// Files up to this size are hashed where they are mapped (microseconds).
     static let hashInlineLimit = 64 * 1024
-    private static let hashing = DispatchQueue(label: "coap-fw.etag-hashing", qos: .utility)
 
     /// The ETag as a number, never 0 (libcoap treats 0 as "no ETag"); sent
-    /// without leading zero bytes, as libcoap does.
-    var etag: UInt64 { currentETag.load(ordering: .acquiring) }
+    /// without leading zero bytes, as libcoap does. Read it once per
+    /// response: a background hash may finish between two reads.
+    var etag: UInt64 { inlineETag ?? ContentETags.shared.etag(of: identity) ?? identity.etag }
 
     /// Maps `path`; nil if it is not a readable regular file.
     init?(path: String) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var info = stat()
@@ -53,14 +54,18 @@ final class MappedFile: @unchecked Sendable {
             base = UnsafeRawPointer(p)
             _ = madvise(p, count, MADV_SEQUENTIAL)
             _ = cfw_sigbus_guard_install()
-            _ = cfw_sigbus_guard_add(p, count)
+            if cfw_sigbus_guard_add(p, count) != 0 {
+                // 4096 mappings at once: serve it anyway, unguarded.
+                Logger(label: "coap-fw-server").warning("\(path): no SIGBUS guard slot left; a truncation in place would end the server")
+            }
         } else {
             base = nil
         }
-        currentETag = Atomic(count <= Self.hashInlineLimit ? Self.contentETag(base, count) : identity.etag)
-        if count > Self.hashInlineLimit {
-            // The closure keeps the mapping alive until it is hashed.
-            Self.hashing.async { [self] in currentETag.store(Self.contentETag(base, count), ordering: .releasing) }
+        if count <= Self.hashInlineLimit {
+            inlineETag = Self.contentETag(base, count)
+        } else {
+            inlineETag = nil
+            ContentETags.shared.hashInBackground(path, identity: identity)
         }
     }
 
@@ -96,7 +101,7 @@ final class MappedFile: @unchecked Sendable {
 }
 
 /// What identifies a file's content on disk without reading it.
-struct FileIdentity: Equatable {
+struct FileIdentity: Hashable, Sendable {
     var device: UInt64
     var inode: UInt64
     var size: Int64
@@ -123,5 +128,69 @@ struct FileIdentity: Equatable {
         var fields = [device, inode, UInt64(bitPattern: size), UInt64(bitPattern: Int64(mtimeSeconds)),
                       UInt64(bitPattern: Int64(mtimeNanoseconds))]
         return fields.withUnsafeMutableBytes { MappedFile.nonZero(OpenSSLSHA256.hash(Array($0))) }
+    }
+}
+
+/// Content ETags by file identity, for the life of the process: a file
+/// mapped again (after five minutes unused) or asked for by a resuming
+/// client keeps its content ETag without a new hash. Hashing reads the file
+/// (not a mapping) on one background queue; a result is kept only if the
+/// file's identity did not change while it was read.
+final class ContentETags: Sendable {
+    static let shared = ContentETags()
+    /// More identities than this and the table starts over (each costs a hash again).
+    static let capacity = 65_536
+
+    private struct State {
+        var known: [FileIdentity: UInt64] = [:]
+        var pending: Set<FileIdentity> = []
+    }
+    private let state = Mutex(State())
+    private let queue = DispatchQueue(label: "coap-fw.etag-hashing", qos: .utility)
+
+    func etag(of identity: FileIdentity) -> UInt64? { state.withLock { $0.known[identity] } }
+
+    /// Hashes `path` in the background unless its ETag is known or on the way.
+    func hashInBackground(_ path: String, identity: FileIdentity) {
+        let start = state.withLock { s -> Bool in
+            guard s.known[identity] == nil, !s.pending.contains(identity) else { return false }
+            s.pending.insert(identity)
+            return true
+        }
+        guard start else { return }
+        queue.async { [self] in
+            let etag = Self.hash(path, identity: identity)
+            state.withLock { s in
+                s.pending.remove(identity)
+                guard let etag else { return }
+                if s.known.count >= Self.capacity { s.known.removeAll() }
+                s.known[identity] = etag
+            }
+        }
+    }
+
+    /// The content ETag of the file at `path` if it is `identity` from start to end of the read.
+    private static func hash(_ path: String, identity: FileIdentity) -> UInt64? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, FileIdentity(info) == identity else { return nil }
+        var hasher = OpenSSLSHA256()
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { buffer.deallocate() }
+        var total = 0
+        while true {
+            let n = read(fd, buffer.baseAddress, buffer.count)
+            if n < 0, errno == EINTR { continue }
+            guard n >= 0 else { return nil }
+            if n == 0 { break }
+            hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            total += n
+        }
+        guard fstat(fd, &info) == 0, FileIdentity(info) == identity, total == Int(identity.size) else { return nil }
+        var digest = [UInt8](repeating: 0, count: 32)
+        digest.withUnsafeMutableBytes { hasher.finalize(into: $0) }
+        return MappedFile.nonZero(digest)
     }
 }

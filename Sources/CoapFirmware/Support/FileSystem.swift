@@ -25,8 +25,10 @@ public struct FileSystemError: Error, Sendable, Equatable, CustomStringConvertib
 /// write to a temporary name, fsync, rename, fsync the directory.
 public enum FileSystem {
     /// Reads a whole file, refusing files larger than `limit` bytes.
-    public static func read(_ path: String, limit: Int = 1 << 30) throws(FileSystemError) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+    public static func read(_ path: String, limit: Int = 1 << 30, followLink: Bool = true) throws(FileSystemError) -> [UInt8] {
+        // O_NONBLOCK: a FIFO planted under the name is refused below instead
+        // of blocking the open (reads of a regular file ignore the flag).
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (followLink ? 0 : O_NOFOLLOW))
         guard fd >= 0 else { throw .errno(path, "cannot open") }
         defer { close(fd) }
         var info = stat()
@@ -61,12 +63,15 @@ public enum FileSystem {
     }
 
     /// Opens an existing regular file for reading and writing, not through a
-    /// symlink; nil when it is missing, a link or not a regular file.
+    /// symlink; nil when it is missing, a link (soft or hard) or not a
+    /// regular file (a FIFO does not block the open).
     public static func openRegularFile(_ path: String) -> Int32? {
-        let fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC)
+        let fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { return nil }
         var info = stat()
-        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+        // One link only: a hard link planted to a file elsewhere is not ours.
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_nlink == 1,
+              fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) == 0 else {
             close(fd)
             return nil
         }

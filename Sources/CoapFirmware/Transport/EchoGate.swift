@@ -6,7 +6,8 @@ import CoapFirmwareDevice
 /// 14 bytes for a request of 20 or more) instead of the response (up to
 /// 49 times the request: `/.well-known/core`, 18.7 times: an image block).
 /// The value is keyed to the address and a one-minute window, so checking
-/// it needs no state; an address that echoes it is trusted for `trustSeconds`.
+/// it needs no state; an address that echoes it is trusted until it has been
+/// quiet for `trustSeconds`.
 struct EchoGate {
     enum Decision: Equatable {
         case serve
@@ -29,7 +30,10 @@ struct EchoGate {
     }
 
     mutating func check(address: String, echo: [UInt8]?, now: Int64) -> Decision {
-        if let since = trusted[address], now - since < trustSeconds { return .serve }
+        if let since = trusted[address], now - since < trustSeconds {
+            trusted[address] = now  // trust slides while the address keeps asking
+            return .serve
+        }
         if let echo, echo == value(for: address, at: now) || echo == value(for: address, at: now - 60) {
             if trusted.count >= capacity {
                 trusted = trusted.filter { now - $0.value < trustSeconds }

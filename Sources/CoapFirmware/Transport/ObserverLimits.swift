@@ -18,6 +18,8 @@ struct ObserverLimits {
 
     var count: Int { entries.count }
 
+    func contains(session: UInt) -> Bool { entries[session] != nil }
+
     /// `session` (from `address`) now observes something; returns the sessions to evict.
     mutating func register(session: UInt, address: String) -> [UInt] {
         next += 1

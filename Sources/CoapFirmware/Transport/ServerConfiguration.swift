@@ -3,7 +3,7 @@
 public struct ServerError: Error, CustomStringConvertible {
     public var message: String
     public var isUsage: Bool
-    public init(_ message: String, isUsage: Bool = true) { (self.message, self.isUsage) = (message, isUsage) }
+    public init(_ message: String, isUsage: Bool = false) { (self.message, self.isUsage) = (message, isUsage) }
     public var description: String { message }
 }
 

@@ -33,7 +33,7 @@ public final class DeviceState {
 
     /// Takes the state folder's lock; fails if another updater holds it.
     func lock() throws(FileSystemError) {
-        let fd = open("\(root)/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        let fd = open("\(root)/lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0o600)
         guard fd >= 0 else { throw .errno("\(root)/lock", "cannot open") }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             close(fd)
@@ -121,7 +121,7 @@ public final class DeviceState {
         guard FileSystem.exists(installedDirectory) else { return nil }
         let bytes: [UInt8]
         do {
-            bytes = try FileSystem.read(path, limit: 1 << 20)
+            bytes = try FileSystem.read(path, limit: 1 << 20, followLink: false)
         } catch {
             throw .badManifest(field: "release.json", reason: "\(path): \(error.reason)")
         }
@@ -231,7 +231,7 @@ public final class DeviceState {
     }
 
     func loadResume() -> ResumeRecord? {
-        guard let bytes = try? FileSystem.read("\(stagingDirectory)/resume.json", limit: 4096) else { return nil }
+        guard let bytes = try? FileSystem.read("\(stagingDirectory)/resume.json", limit: 4096, followLink: false) else { return nil }
         return ResumeRecord(json: bytes)
     }
 
@@ -252,7 +252,7 @@ public final class DeviceState {
 
     /// Whether the origin last answered `interval` seconds ago or more (or never).
     func originCheckDue(after interval: Double) -> Bool {
-        guard let bytes = try? FileSystem.read(originCheckPath, limit: 64),
+        guard let bytes = try? FileSystem.read(originCheckPath, limit: 64, followLink: false),
               let last = Int64(String(decoding: bytes, as: UTF8.self).filter { !$0.isWhitespace })
         else { return true }
         let now = Int64(time(nil))

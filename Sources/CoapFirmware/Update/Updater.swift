@@ -43,7 +43,9 @@ public final class Updater {
             var (attempt, answered) = attemptServer(uri, state: state, installed: installed)
             attempt.bytes = bytesTransferred - before
             attempts.append(attempt)
-            if uri == origin, answered { state.recordOriginAnswer() }
+            // The origin was heard only if it gave a verified manifest that
+            // settles the question (a failed download asks again next run).
+            if uri == origin, [.updated, .upToDate, .rollback].contains(attempt.result) { state.recordOriginAnswer() }
             return (attempt, answered)
         }
         func done(_ result: ResultCode, from uri: CoapURI) -> UpdateReport {

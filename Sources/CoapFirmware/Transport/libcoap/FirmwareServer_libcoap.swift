@@ -44,11 +44,11 @@ public final class FirmwareServer {
         var generator = SystemRandomNumberGenerator()
         echoGate = EchoGate(secret: (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) })
         guard let real = realpath(configuration.repository, nil) else {
-            throw ServerError("--repo \(configuration.repository): \(String(cString: strerror(errno)))")
+            throw ServerError("--repo \(configuration.repository): \(String(cString: strerror(errno)))", isUsage: true)
         }
         root = String(cString: real)
         free(real)
-        guard FileSystem.isDirectory(root) else { throw ServerError("--repo \(configuration.repository): not a directory") }
+        guard FileSystem.isDirectory(root) else { throw ServerError("--repo \(configuration.repository): not a directory", isUsage: true) }
         context = try ServerContext(configuration: configuration, logger: logger, owner: Unmanaged.passUnretained(self).toOpaque())
         coap_register_event_handler(context.pointer, serverEventHandler)
         // Paths not registered by the scan (nothing there, or just published) go to the
@@ -104,9 +104,12 @@ public final class FirmwareServer {
         }
         for (path, attributes) in now.resources.sorted(by: { $0.key < $1.key }) where registered[path] == nil {
             registered[path] = register(path: path, attributes)
-            // Map new images now, so their content ETag is hashed (in the
-            // background) before the first client asks for them.
-            if !attributes.observable, path.hasPrefix(RepositoryCatalog.prefixes[0]) { _ = mappedFile("\(root)/\(path)") }
+            // Hash new images now (in the background), so that their first
+            // clients, and clients resuming after a restart, get the content ETag.
+            if !attributes.observable, path.hasPrefix(RepositoryCatalog.prefixes[0]), let real = insideRoot("\(root)/\(path)"),
+               let identity = FileIdentity.of(real), identity.size > MappedFile.hashInlineLimit {
+                ContentETags.shared.hashInBackground(real, identity: identity)
+            }
         }
         if scanned {
             for model in now.changedModels(since: catalog) {
@@ -129,7 +132,12 @@ public final class FirmwareServer {
     }
 
     /// A new libcoap resource for `path`; `replacing` is deleted only once
-    /// the new one exists, so the two never share an address.
+    /// the new one exists, so the new one has another address. libcoap's
+    /// leftover block state still holds the old address (it only compares
+    /// it): a resource made later at that address could match it for a
+    /// block past 0 on that one session until the state expires, and be
+    /// answered from the old body under the old ETag, which the client's
+    /// ETag check and digests refuse.
     private func register(path: String, _ attributes: RepositoryCatalog.Resource, replacing old: OpaquePointer? = nil) -> OpaquePointer? {
         let observable = attributes.observable
         let flags = Int32(COAP_RESOURCE_FLAGS_RELEASE_URI | (observable ? COAP_RESOURCE_FLAGS_NOTIFY_CON : 0))
@@ -153,7 +161,10 @@ public final class FirmwareServer {
     fileprivate func serve(resource: OpaquePointer?, session: OpaquePointer?, request: OpaquePointer?,
                            query: UnsafePointer<coap_string_t>?, response: OpaquePointer?) {
         guard let request, let response, let session else { return }
-        if configuration.echo == .all, challenged(session, request, response) { return }
+        // An observer passed the gate when it registered; libcoap calls us
+        // again for each notification, which must not become a 4.01.
+        if configuration.echo == .all, !observers.contains(session: UInt(bitPattern: session)),
+           challenged(session, request, response) { return }
         guard let segments = uriPath(request) else {
             coap_pdu_set_code(response, COAP_RESPONSE_CODE_NOT_FOUND)
             return
@@ -192,9 +203,10 @@ public final class FirmwareServer {
             // state dropped after ~93 s), get them here, encoded as libcoap
             // encodes them (no leading zero bytes), so the ETag never changes.
             var buffer = [UInt8](repeating: 0, count: 8)
+            let etag = file.etag  // once: a background hash may finish meanwhile
             let spansBlocks = file.count > blockSize
             if block.num > 0 || !spansBlocks {
-                let n = coap_encode_var_safe8(&buffer, buffer.count, file.etag)
+                let n = coap_encode_var_safe8(&buffer, buffer.count, etag)
                 coap_add_option(response, coap_option_num_t(COAP_OPTION_ETAG), Int(n), buffer)
             }
             if block.num > 0 {
@@ -203,7 +215,7 @@ public final class FirmwareServer {
             }
             let data = file.base?.assumingMemoryBound(to: UInt8.self) ?? emptyBody
             let ok = coap_add_data_large_response(
-                resource, session, request, response, query, contentFormat, maxAge, file.etag,
+                resource, session, request, response, query, contentFormat, maxAge, etag,
                 file.count, data, releaseTransfer, Unmanaged.passRetained(record).toOpaque())
             if ok != 1 {
                 // libcoap sets 4.00 itself for a block past the end; keep a client error as it is.
@@ -230,6 +242,8 @@ public final class FirmwareServer {
     /// Answers 4.01 with an Echo value (RFC 9175 §2.4) when the peer's
     /// address is not verified and the request does not echo its value.
     private func challenged(_ session: OpaquePointer, _ request: OpaquePointer, _ response: OpaquePointer) -> Bool {
+        // A DTLS handshake (with its cookie exchange) has verified the address already.
+        guard coap_session_get_proto(session) == COAP_PROTO_UDP else { return false }
         var iterator = coap_opt_iterator_t()
         let echo = coap_check_option(request, coap_option_num_t(COAP_OPTION_ECHO), &iterator).map { o in
             Array(UnsafeBufferPointer(start: coap_opt_value(o), count: Int(coap_opt_length(o))))
@@ -282,16 +296,16 @@ public final class FirmwareServer {
         transfers.ended = transfers.ended.union(changed.filter(\.value).keys)
             .intersection(transfers.live.values.map { ObjectIdentifier($0.file) })
         for path in paths.sorted() {
-            guard let old = registered[path], let attributes = catalog.resources[path] else { continue }
+            // Images only: replacing a manifest would drop its observers (a
+            // manifest changed in place fails its signature at the client anyway).
+            guard let old = registered[path], let attributes = catalog.resources[path], !attributes.observable else { continue }
             logger.warning("/\(path) changed in place while being served; ending its transfers")
             registered[path] = register(path: path, attributes, replacing: old)
         }
     }
 
-    /// The mapping of a file inside the repository, refreshed when the file
-    /// changes; nil for anything that is not a regular file inside the root
-    /// once symlinks are resolved.
-    private func mappedFile(_ path: String) -> MappedFile? {
+    /// `path` with symlinks resolved, if that is inside the repository.
+    private func insideRoot(_ path: String) -> String? {
         guard let real = realpath(path, nil) else { return nil }
         let resolved = String(cString: real)
         free(real)
@@ -299,6 +313,14 @@ public final class FirmwareServer {
             logger.warning("refusing \(path): resolves outside the repository (\(resolved))")
             return nil
         }
+        return resolved
+    }
+
+    /// The mapping of a file inside the repository, refreshed when the file
+    /// changes; nil for anything that is not a regular file inside the root
+    /// once symlinks are resolved.
+    private func mappedFile(_ path: String) -> MappedFile? {
+        guard let resolved = insideRoot(path) else { return nil }
         fileUse[resolved] = monotonicMilliseconds()
         guard let identity = FileIdentity.of(resolved) else { return nil }
         if let cached = files[resolved], cached.identity == identity { return cached }
@@ -316,6 +338,9 @@ public final class FirmwareServer {
         var iterator = coap_opt_iterator_t()
         guard let option = coap_check_option(request, coap_option_num_t(COAP_OPTION_OBSERVE), &iterator),
               coap_decode_var_bytes(coap_opt_value(option), Int(coap_opt_length(option))) == 0 else { return }
+        // DTLS peers are authenticated and cannot be spoofed from many
+        // ports; plain registrations must never evict (and so disconnect) them.
+        guard coap_session_get_proto(session) == COAP_PROTO_UDP else { return }
         let address = describeHost(coap_session_get_addr_remote(session))
         for evicted in observers.register(session: UInt(bitPattern: session), address: address) {
             guard let other = OpaquePointer(bitPattern: evicted) else { continue }

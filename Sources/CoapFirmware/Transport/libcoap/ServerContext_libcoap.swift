@@ -41,19 +41,19 @@ final class ServerContext {
     private func setUpEndpoints(_ configuration: ServerConfiguration) throws(ServerError) {
         var specs = configuration.listen
         if configuration.usesDTLS { specs += configuration.listenSecure }
-        guard !specs.isEmpty else { throw ServerError("no endpoint to listen on (plain CoAP is off and no DTLS is configured)") }
+        guard !specs.isEmpty else { throw ServerError("no endpoint to listen on (plain CoAP is off and no DTLS is configured)", isUsage: true) }
         var addresses: [(EndpointSpec, coap_address_t)] = []
         for spec in specs {
             if spec.secure && !configuration.usesDTLS {
-                throw ServerError("--listen \(spec): coaps needs --psk-file or --cert")
+                throw ServerError("--listen \(spec): coaps needs --psk-file or --cert", isUsage: true)
             }
-            guard let address = spec.resolve() else { throw ServerError("--listen \(spec): cannot resolve the address") }
+            guard let address = spec.resolve() else { throw ServerError("--listen \(spec): cannot resolve the address", isUsage: true) }
             // Every port is checked before any is bound: our own dual-stack
             // [::] socket would otherwise hold the port of 0.0.0.0.
             let probe = UDPPort.probe(address)
             guard probe == 0 else {
                 let why = probe == EADDRINUSE ? "port \(spec.port) is already in use" : String(cString: strerror(probe))
-                throw ServerError("\(spec.secure ? "--listen-dtls" : "--listen") \(spec): cannot bind: \(why)", isUsage: probe != EADDRINUSE)
+                throw ServerError("\(spec.secure ? "--listen-dtls" : "--listen") \(spec): cannot bind: \(why)", isUsage: probe == EADDRNOTAVAIL)
             }
             addresses.append((spec, address))
         }
@@ -79,7 +79,7 @@ final class ServerContext {
             guard coap_context_set_psk2(pointer, &setup) == 1 else { throw ServerError("libcoap: cannot set up PSK") }
         }
         if let cert = configuration.certificateFile {
-            guard let key = configuration.privateKeyFile else { throw ServerError("--cert needs --cert-key") }
+            guard let key = configuration.privateKeyFile else { throw ServerError("--cert needs --cert-key", isUsage: true) }
             var setup = coap_dtls_pki_t()
             setup.version = UInt8(COAP_DTLS_PKI_SETUP_VERSION)
             setup.pki_key.key_type = COAP_PKI_KEY_PEM
@@ -91,7 +91,7 @@ final class ServerContext {
                 setup.check_common_ca = 1
             }
             guard coap_context_set_pki(pointer, &setup) == 1 else {
-                throw ServerError("--cert \(cert) / --cert-key \(key): libcoap could not load them")
+                throw ServerError("--cert \(cert) / --cert-key \(key): libcoap could not load them", isUsage: true)
             }
         }
     }
