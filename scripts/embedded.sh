@@ -14,7 +14,7 @@ CPU="-mcpu=cortex-m4 -mthumb -mfloat-abi=soft"
 NEWLIB=/usr/lib/arm-none-eabi/newlib/thumb/v7e-m/nofp
 
 EMBEDDED="-enable-experimental-feature Embedded -target armv7em-none-none-eabi -Osize -wmo -parse-as-library
-    -module-name CoapFirmwareDevice -Xfrontend -function-sections -Xcc -mfloat-abi=soft"
+    -module-name CoapFirmwareDevice -package-name coap_fw -Xfrontend -function-sections -Xcc -mfloat-abi=soft"
 
 echo "== Embedded Swift: Sources/CoapFirmwareDevice + Embedded/Device.swift -> $OUT/core.o"
 swiftc $EMBEDDED $(find "$ROOT/Sources/CoapFirmwareDevice" -name '*.swift' | sort) "$ROOT/Embedded/Device.swift" -c -o "$OUT/core.o"
