@@ -505,6 +505,40 @@ def test_first_image_request_does_not_stall_other_clients(bin_dir, server, tmp_p
     assert srv.alive(), srv.describe()
 
 
+def test_etag_stays_the_same_while_the_content_hash_finishes(bin_dir, server, tmp_path):
+    """issue #13 server item 4, the other half: a file first asked for
+    before its background hash is done is served under its identity ETag;
+    when the hash then finishes, the ETag must not change under the
+    clients already fetching it (a client restarts on a new ETag: the
+    first version of the fix made every update that began within seconds
+    of a publish download its image twice). Blocks of a 2 GiB sparse image
+    are asked for every 0.2 s for 10 s, past the end of its hash (1.5-4.6 s
+    here), from one socket and from fresh ones."""
+    rel = cli.make_release(bin_dir, tmp_path, model=MODEL, size=4_096)
+    served, _ = release_files(rel)
+    sparse = served.with_name("big.tmp")
+    with open(sparse, "wb") as f:
+        f.truncate(2 << 30)
+    os.replace(sparse, served)
+    srv = server(rel.repo)
+    etags = []
+    with udp_socket() as sock:
+        deadline = time.monotonic() + 10
+        num = 0
+        while time.monotonic() < deadline:
+            same = num % 2 == 0  # every other block from a fresh socket (a new session)
+            response = ask(srv.port, image_path(MODEL), options=[(coap.BLOCK2, coap.block2(num, 6))],
+                           timeout=5, sock=sock if same else None)
+            assert response is not None and response.code_text == "2.05", f"block {num}: {response}"
+            etags.append(response.option(coap.ETAG))
+            num += 1
+            time.sleep(0.2)
+    assert len(etags) >= 20 and etags[0], f"{len(etags)} blocks, first ETag {etags[0]!r}"
+    changed = [(i, e.hex() if e else None) for i, e in enumerate(etags) if e != etags[0]]
+    assert not changed, f"ETag {etags[0].hex()} of block 0 changed at (block, ETag) {changed[:5]}"
+    assert srv.alive(), srv.describe()
+
+
 # ---------------------------------------------------------------------------
 # item 5: amplification
 # ---------------------------------------------------------------------------

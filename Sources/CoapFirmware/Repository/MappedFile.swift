@@ -19,10 +19,11 @@ import CoapFirmwareDevice
 ///
 /// The ETag is the first 8 bytes of the content's SHA-256, so identical
 /// bytes have the same ETag on every server (a mirror and its origin) and
-/// after a restart. The serving thread never hashes a large file: until
-/// `ContentETags` has hashed it in the background, the ETag is derived from
-/// the file's identity (device, inode, size, modification time) instead
-/// (issue #13 item 4).
+/// after a restart. The serving thread never hashes a large file: a file
+/// first asked for before `ContentETags` has hashed it in the background is
+/// served under an ETag derived from its identity (device, inode, size,
+/// modification time) instead, for the life of that mapping (issue #13
+/// item 4).
 final class MappedFile {
     let path: String
     let identity: FileIdentity
@@ -34,10 +35,23 @@ final class MappedFile {
     /// Files up to this size are hashed where they are mapped (microseconds).
     static let hashInlineLimit = 64 * 1024
 
+    /// The ETag served for this mapping: fixed at its first read, so that
+    /// one mapping never changes its ETag under a transfer (a client
+    /// restarts on a new ETag). Only the serving thread reads it.
+    private var servedETag: UInt64?
+
     /// The ETag as a number, never 0 (libcoap treats 0 as "no ETag"); sent
-    /// without leading zero bytes, as libcoap does. Read it once per
-    /// response: a background hash may finish between two reads.
-    var etag: UInt64 { inlineETag ?? ContentETags.shared.etag(of: identity) ?? identity.etag }
+    /// without leading zero bytes, as libcoap does. The content ETag if it
+    /// is known at the first read; if the background hash had not finished
+    /// then, the identity ETag, for as long as this file stays mapped (a
+    /// client asking for it within five minutes keeps it; the next mapping
+    /// takes the content ETag).
+    var etag: UInt64 {
+        if let servedETag { return servedETag }
+        let tag = inlineETag ?? ContentETags.shared.etag(of: identity) ?? identity.etag
+        servedETag = tag
+        return tag
+    }
 
     /// Maps `path`; nil if it is not a readable regular file.
     init?(path: String) {

@@ -203,7 +203,7 @@ public final class FirmwareServer {
             // state dropped after ~93 s), get them here, encoded as libcoap
             // encodes them (no leading zero bytes), so the ETag never changes.
             var buffer = [UInt8](repeating: 0, count: 8)
-            let etag = file.etag  // once: a background hash may finish meanwhile
+            let etag = file.etag
             let spansBlocks = file.count > blockSize
             if block.num > 0 || !spansBlocks {
                 let n = coap_encode_var_safe8(&buffer, buffer.count, etag)
