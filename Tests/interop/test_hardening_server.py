@@ -290,6 +290,44 @@ def test_observers_are_capped_in_total(bin_dir, server, tmp_path):
         close_all(socks)
 
 
+def test_dtls_observer_survives_a_plain_observe_flood(bin_dir, server, tmp_path):
+    """issue #13 server item 1: observers over DTLS are authenticated and
+    cannot be multiplied by spoofing source ports, so plain registrations
+    never evict them. libcoap's coap-client-openssl observes manifest.cbor
+    over coaps (PSK) from 127.0.0.1; then 200 plain registrations from
+    127.0.0.1 (far past the 32 per address) arrive; the next release must
+    still reach the DTLS observer with the new manifest. (With DTLS
+    sessions counted like plain ones, the flood evicted it: it was the
+    oldest observer of 127.0.0.1.)"""
+    from test_server import PSK_IDENTITY, PSK_KEY, write_psk
+    rel = cli.make_release(bin_dir, tmp_path, model=MODEL, size=5_000)
+    srv = server(rel.repo, "--max-sessions", "20", dtls=True, psk_file=write_psk(tmp_path / "psk.txt"))
+    old_manifest = (rel.repo / MANIFEST).read_bytes()
+    observer = subprocess.Popen([LIBCOAP_DTLS_CLIENT, "-m", "get", "-s", "14", "-u", PSK_IDENTITY, "-k", PSK_KEY,
+                                 srv.coaps_uri(MANIFEST)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    socks = []
+    try:
+        time.sleep(2)  # the DTLS handshake and the registration
+        assert observer.poll() is None, f"coap-client-openssl ended early: {observer.communicate()}"
+        socks = register_observers(srv.port, MANIFEST, [HOST] * 200)
+        registered, codes = collect_answers(socks)
+        assert len(registered) >= 190, f"plain registrations answered: {codes}"
+        notes = notified_after_release(bin_dir, rel, socks, "1.0.1", tmp_path)
+        assert sorted(notes) == registered[-32:], f"plain observers notified: {sorted(notes)}"
+        out, err = observer.communicate(timeout=30)
+    finally:
+        close_all(socks)
+        if observer.poll() is None:
+            observer.kill()
+            observer.communicate()
+    new_manifest = (rel.repo / MANIFEST).read_bytes()
+    assert out.startswith(old_manifest), f"the DTLS observer's first answer is not the manifest: {out[:80]!r}\n{err[-1500:]!r}"
+    assert new_manifest in out[len(old_manifest):], (
+        f"the DTLS observer was not notified of 1.0.1 after the plain flood ({len(out)} bytes on its stdout, "
+        f"{len(old_manifest)} the old manifest)\n{err[-1500:]!r}\n{srv.describe()}")
+    assert srv.alive(), srv.describe()
+
+
 # ---------------------------------------------------------------------------
 # item 2: a port in use
 # ---------------------------------------------------------------------------
