@@ -49,17 +49,21 @@ struct Serve: ParsableCommand {
     @Option(help: ArgumentHelp("RFC 9175 Echo before answering a peer address not yet verified: off or all (libcoap and coap-fw-client repeat the request; aiocoap and CoAPthon3 do not).", valueName: "MODE"))
     var echo = EchoMode.off
 
+    @Option(name: .customLong("echo-trust"), help: ArgumentHelp("With --echo all: seconds a verified address stays verified after its last request.", valueName: "SECONDS"))
+    var echoTrust = 600
+
     @OptionGroup var verbosity: VerbosityOptions
 
     func run() throws {
         let logger = verbosity.logger("coap-fw-server", quiet: .notice)
 
         for (option, value, range) in [("--max-sessions", maxSessions, 1...1_000_000), ("--max-observers", maxObservers, 1...1_000_000),
-                                       ("--idle-timeout", idleTimeout, 1...86_400)] where !range.contains(value) {
+                                       ("--idle-timeout", idleTimeout, 1...86_400), ("--echo-trust", echoTrust, 1...86_400)] where !range.contains(value) {
             throw CommandFailure.usage("\(option) \(value): expected \(range.lowerBound) to \(range.upperBound)")
         }
         var config = ServerConfiguration(repository: repository.repo)
         (config.maxSessions, config.maxObservers, config.idleTimeout, config.echo) = (maxSessions, maxObservers, idleTimeout, echo)
+        config.echoTrustSeconds = echoTrust
         if noPlain {
             config.listen = []
         } else if !listen.isEmpty {

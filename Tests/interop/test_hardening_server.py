@@ -9,17 +9,20 @@ the fix (see each docstring for how).
   (200 source ports register an Observe on a manifest with --max-sessions 20;
   a fresh client and `coap-fw-client update` are still served, only the 32
   newest registrations of the address are notified of a new release),
-  test_observers_are_capped_in_total (--max-observers 40 over four addresses).
+  test_observers_are_capped_in_total (--max-observers 40 over four addresses),
+  test_dtls_observer_survives_a_plain_observe_flood.
 - item 2, port in use / hijack: test_second_serve_on_a_served_port_exits_1,
   test_serve_refuses_a_port_held_by_another_socket (with and without
   SO_REUSEADDR), test_running_server_port_cannot_be_hijacked.
 - item 3, SIGBUS: test_image_truncated_in_place_does_not_kill_the_server.
 - item 4, hashing on the serving thread:
-  test_first_image_request_does_not_stall_other_clients.
+  test_first_image_request_does_not_stall_other_clients,
+  test_etag_stays_the_same_while_the_content_hash_finishes.
 - item 5, amplification: test_well_known_core_answer_is_small,
   test_well_known_core_is_complete_when_fetched_blockwise,
   test_echo_all_challenges_unverified_addresses,
-  test_clients_complete_against_echo_all.
+  test_clients_complete_against_echo_all, test_echo_trust_slides_and_expires,
+  test_notifications_are_not_challenged_after_trust_expires.
 
 Source addresses other than 127.0.0.1 (127.0.0.21 ...) are loopback addresses
 too (Linux routes all of 127/8 to lo); they stand for other peers where the
@@ -773,3 +776,74 @@ def test_clients_complete_against_echo_all(bin_dir, server, two_models, coap_get
         f"libcoap's client against --echo all: {len(data) if data is not None else None} bytes, "
         f"expected {size} with SHA-256 {two_models.digest}\n{proc.stderr[-2000:]}")
     assert srv.alive() and not crashes(srv.log()), srv.describe()
+
+
+def test_echo_trust_slides_and_expires(bin_dir, server, tmp_path):
+    """issue #13 server item 5: with `--echo all --echo-trust 2` a verified
+    address stays verified while it keeps asking (every 1 s for 5 s: no
+    4.01), and is challenged again after 3 s of quiet."""
+    rel = cli.make_release(bin_dir, tmp_path, model=MODEL, size=2_000)
+    srv = server(rel.repo, "--echo", "all", "--echo-trust", "2", ready=echo_ready)
+    source = "127.0.0.24"
+    challenge = ask(srv.port, MANIFEST, source=source)
+    assert challenge is not None and challenge.code_text == "4.01" and challenge.option(ECHO), challenge
+    verified = ask(srv.port, MANIFEST, options=[(ECHO, challenge.option(ECHO))], source=source)
+    assert verified is not None and verified.code_text == "2.05", verified
+    codes = []
+    for _ in range(5):
+        time.sleep(1)
+        response = ask(srv.port, MANIFEST, source=source)
+        codes.append(response.code_text if response else None)
+    assert codes == ["2.05"] * 5, f"asking every second with --echo-trust 2: {codes}"
+    time.sleep(3)
+    again = ask(srv.port, MANIFEST, source=source)
+    assert again is not None and again.code_text == "4.01", f"after 3 s of quiet with --echo-trust 2: {again}"
+
+
+def test_notifications_are_not_challenged_after_trust_expires(bin_dir, server, tmp_path):
+    """issue #13 server item 5: an observer's address was verified when it
+    registered; a notification sent after its address's trust expired
+    (`--echo-trust 2`, a release published 4 s later) is the new manifest
+    with 2.05, not a 4.01 (libcoap runs our handler again for each
+    notification). A request from a fresh port of that address is
+    challenged at that time, so the trust did expire."""
+    rel = cli.make_release(bin_dir, tmp_path, model=MODEL, size=2_000)
+    srv = server(rel.repo, "--echo", "all", "--echo-trust", "2", ready=echo_ready)
+    source = "127.0.0.25"
+    sock = udp_socket(source)
+    try:
+        # Verify the address from another port first, so that the registration
+        # carries no Echo (a stored registration with a fresh Echo value would
+        # pass the gate by itself for a minute or two).
+        challenge = ask(srv.port, MANIFEST, source=source)
+        assert challenge is not None and challenge.code_text == "4.01" and challenge.option(ECHO), challenge
+        verified = ask(srv.port, MANIFEST, options=[(ECHO, challenge.option(ECHO))], source=source)
+        assert verified is not None and verified.code_text == "2.05", verified
+        token = b"obs1"
+        sock.settimeout(2)
+        sock.sendto(get_message(MANIFEST, options=[(coap.OBSERVE, b"")], token=token), (HOST, srv.port))
+        registered = coap.decode(sock.recv(65536))
+        assert is_notification(registered) and registered.token == token, f"registration with Echo: {registered}"
+        time.sleep(4)
+        fresh = ask(srv.port, MANIFEST, source=source)
+        assert fresh is not None and fresh.code_text == "4.01", f"a fresh port of {source} after 4 s: {fresh}"
+        sock.setblocking(False)
+        drain(sock)
+        image = tmp_path / "images" / "1.0.1" / "fw.bin"
+        write_random_file(image, 3_000)
+        cli.publish(bin_dir, rel.repo, rel.key, rel.model, "1.0.1", image=image)
+        new_manifest = (rel.repo / MANIFEST).read_bytes()
+        got: list[coap.Message] = []
+
+        def answered():
+            got.extend(m for m in drain(sock) if m.token == token)
+            return got
+
+        wait_for(answered, 8, what="a notification of 1.0.1")
+        first = got[0]
+        assert first.code_text == "2.05" and first.option(coap.OBSERVE) is not None, (
+            f"the notification after the observer's trust expired: {first}")
+        assert first.payload == new_manifest, "the notification is not the new manifest.cbor"
+    finally:
+        sock.close()
+    assert srv.alive(), srv.describe()

@@ -28,6 +28,8 @@ public struct ServerConfiguration: Sendable {
     public var maxObserversPerAddress = 32
     /// RFC 9175 Echo before answering an address not yet verified.
     public var echo = EchoMode.off
+    /// With Echo: seconds an address stays verified after its last request.
+    public var echoTrustSeconds = 600
     /// Seconds after which an idle session is dropped.
     public var idleTimeout = 300
     /// Max-Age of manifest responses (RFC 7252 §5.10.5); Observe tells of changes sooner.

@@ -42,7 +42,8 @@ public final class FirmwareServer {
         self.logger = logger
         observers = ObserverLimits(perAddress: max(1, configuration.maxObserversPerAddress), total: max(1, configuration.maxObservers))
         var generator = SystemRandomNumberGenerator()
-        echoGate = EchoGate(secret: (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        echoGate = EchoGate(secret: (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) },
+                            trustSeconds: Int64(max(1, configuration.echoTrustSeconds)))
         guard let real = realpath(configuration.repository, nil) else {
             throw ServerError("--repo \(configuration.repository): \(String(cString: strerror(errno)))", isUsage: true)
         }
