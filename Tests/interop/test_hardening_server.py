@@ -34,6 +34,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -306,7 +307,7 @@ def test_dtls_observer_survives_a_plain_observe_flood(bin_dir, server, tmp_path)
     rel = cli.make_release(bin_dir, tmp_path, model=MODEL, size=5_000)
     srv = server(rel.repo, "--max-sessions", "20", dtls=True, psk_file=write_psk(tmp_path / "psk.txt"))
     old_manifest = (rel.repo / MANIFEST).read_bytes()
-    observer = subprocess.Popen([LIBCOAP_DTLS_CLIENT, "-m", "get", "-s", "14", "-u", PSK_IDENTITY, "-k", PSK_KEY,
+    observer = subprocess.Popen([LIBCOAP_DTLS_CLIENT, "-m", "get", "-s", "40", "-u", PSK_IDENTITY, "-k", PSK_KEY,
                                  srv.coaps_uri(MANIFEST)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     socks = []
     try:
@@ -317,7 +318,9 @@ def test_dtls_observer_survives_a_plain_observe_flood(bin_dir, server, tmp_path)
         assert len(registered) >= 190, f"plain registrations answered: {codes}"
         notes = notified_after_release(bin_dir, rel, socks, "1.0.1", tmp_path)
         assert sorted(notes) == registered[-32:], f"plain observers notified: {sorted(notes)}"
-        out, err = observer.communicate(timeout=30)
+        time.sleep(1)  # the DTLS notification went out with the plain ones
+        observer.send_signal(signal.SIGINT)  # coap-client ends its loop and flushes what it printed
+        out, err = observer.communicate(timeout=10)
     finally:
         close_all(socks)
         if observer.poll() is None:
