@@ -808,7 +808,8 @@ def test_notifications_are_not_challenged_after_trust_expires(bin_dir, server, t
     registered; a notification sent after its address's trust expired
     (`--echo-trust 2`, a release published 4 s later) is the new manifest
     with 2.05, not a 4.01 (libcoap runs our handler again for each
-    notification). A request from a fresh port of that address is
+    notification); an image block the same port asks for then is
+    challenged, as anyone's would be. A request from a fresh port of that address is
     challenged at that time, so the trust did expire."""
     rel = cli.make_release(bin_dir, tmp_path, model=MODEL, size=2_000)
     srv = server(rel.repo, "--echo", "all", "--echo-trust", "2", ready=echo_ready)
@@ -847,6 +848,13 @@ def test_notifications_are_not_challenged_after_trust_expires(bin_dir, server, t
         assert first.code_text == "2.05" and first.option(coap.OBSERVE) is not None, (
             f"the notification after the observer's trust expired: {first}")
         assert first.payload == new_manifest, "the notification is not the new manifest.cbor"
+        # only the registration is exempt: the observer's other requests pass the gate like anyone's
+        sock.settimeout(2)
+        sock.sendto(get_message(image_path(MODEL), options=[(coap.BLOCK2, coap.block2(0, 6))], token=b"img"),
+                    (HOST, srv.port))
+        block = next(m for m in iter(lambda: coap.decode(sock.recv(65536)), None) if m.token == b"img")
+        assert block.code_text == "4.01", (f"an image block asked for by the observer's port after its trust expired: "
+                                           f"{block.code_text}, {len(block.payload)} bytes")
     finally:
         sock.close()
     assert srv.alive(), srv.describe()

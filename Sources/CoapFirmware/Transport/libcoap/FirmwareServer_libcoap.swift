@@ -163,8 +163,10 @@ public final class FirmwareServer {
                            query: UnsafePointer<coap_string_t>?, response: OpaquePointer?) {
         guard let request, let response, let session else { return }
         // An observer passed the gate when it registered; libcoap calls us
-        // again for each notification, which must not become a 4.01.
-        if configuration.echo == .all, !observers.contains(session: UInt(bitPattern: session)),
+        // again with the registration for each notification, which must not
+        // become a 4.01. Its other requests pass the gate like anyone's.
+        if configuration.echo == .all,
+           !(observers.contains(session: UInt(bitPattern: session)) && Self.isObserveRegistration(request)),
            challenged(session, request, response) { return }
         guard let segments = uriPath(request) else {
             coap_pdu_set_code(response, COAP_RESPONSE_CODE_NOT_FOUND)
@@ -256,6 +258,13 @@ public final class FirmwareServer {
         return true
     }
 
+    /// The request carries Observe 0 (a registration, RFC 7641 §2).
+    private static func isObserveRegistration(_ request: OpaquePointer) -> Bool {
+        var iterator = coap_opt_iterator_t()
+        guard let option = coap_check_option(request, coap_option_num_t(COAP_OPTION_OBSERVE), &iterator) else { return false }
+        return coap_decode_var_bytes(coap_opt_value(option), Int(coap_opt_length(option))) == 0
+    }
+
     /// The request's Uri-Path segments (RFC 7252 §5.10.1), nil if one is not UTF-8.
     private func uriPath(_ request: OpaquePointer) -> [String]? {
         var filter = coap_opt_filter_t()
@@ -336,9 +345,7 @@ public final class FirmwareServer {
     /// recyclable. Without this, one source registering from many ports
     /// holds every session (issue #13 item 1).
     private func observed(by session: OpaquePointer, request: OpaquePointer) {
-        var iterator = coap_opt_iterator_t()
-        guard let option = coap_check_option(request, coap_option_num_t(COAP_OPTION_OBSERVE), &iterator),
-              coap_decode_var_bytes(coap_opt_value(option), Int(coap_opt_length(option))) == 0 else { return }
+        guard Self.isObserveRegistration(request) else { return }
         // DTLS peers are authenticated and cannot be spoofed from many
         // ports; plain registrations must never evict (and so disconnect) them.
         guard coap_session_get_proto(session) == COAP_PROTO_UDP else { return }
