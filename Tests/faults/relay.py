@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""A user-space netem for UDP: loss, delay, duplication and reordering, per
+"""A user-space netem for UDP: loss, delay, duplication and reordering, and a
+bottleneck link (rate, per-datagram overhead, drop-tail queue), per
 direction, between CoAP clients and one upstream server.
 
 The fault matrix (fault_matrix.py) always tries the kernel's `tc qdisc ...
@@ -16,14 +17,27 @@ client), goes through, in this order:
   loss      dropped with probability LOSS;
   dup       otherwise forwarded twice with probability DUP (both copies at
             the same time, like netem's `duplicate`);
+  link      with --rate BITS_PER_S, each copy then crosses a bottleneck:
+            it occupies the link for (its size + OVERHEAD bytes) x 8 / RATE
+            seconds, after the copies before it (--overhead: lower-layer
+            headers per datagram, e.g. 802.15.4 + 6LoWPAN). A copy that
+            arrives while more than QUEUE bytes (payload + overhead) wait
+            for the link is dropped (--queue, drop-tail; 0: no limit). The
+            steps below start when it has left the link;
   reorder   each copy is, with probability REORDER, held back: it is sent
             right after the next datagram of the same direction, or when an
             extra random 2..3 x DELAY has passed (2..3 x --reorder-unit when
             DELAY is 0), whichever comes first;
   delay     everything else leaves DELAY seconds after it arrived.
 
-`--loss/--delay/--dup/--reorder` set both directions; `--up-loss`,
-`--down-delay`, ... override one direction. Each client address gets its own
+`--loss/--delay/--dup/--reorder/--rate/--overhead/--queue` set both
+directions; `--up-loss`, `--down-rate`, ... override one direction.
+`--profile` starts from a named link, which the options then override:
+
+  lowpan        100 kbit/s, 50 ms each way, 40 B overhead, 4 KiB queue
+                (6LoWPAN over 802.15.4, one hop to the border router)
+  lossy-lowpan  the same with 5 % loss each way
+  nbiot         30 kbit/s, 500 ms each way, 40 B overhead, 8 KiB queue Each client address gets its own
 upstream socket (like a NAT), so a client's new sessions on new local ports
 stay apart; with `--uplink-idle S` (a long run with many short-lived
 clients, e.g. Tests/soak/soak.py) a client address that sent and received
@@ -36,7 +50,9 @@ On SIGTERM/SIGINT it prints one line
     relay stats {"up": {...}, "down": {...}, ...}
 
 with, per direction: received, forwarded (datagrams sent, duplicates and
-released held ones included), dropped, duplicated, reordered (held back),
+released held ones included), dropped (all causes), dropped_loss,
+dropped_queue (the bottleneck's queue was full), link_bytes (bytes carried
+over the bottleneck, overhead included), queue_peak_bytes, duplicated, reordered (held back),
 released_after_next / released_by_timer, bytes_forwarded, and coap_repeats
 (received CoAP messages whose Message ID this client endpoint already used
 in that direction: for "up", the client's retransmissions as they reach the
@@ -51,6 +67,7 @@ from support.netns.netem_args.)
 from __future__ import annotations
 
 import argparse
+import collections
 import heapq
 import itertools
 import json
@@ -62,6 +79,14 @@ import sys
 import time
 
 DIRECTIONS = ("up", "down")
+
+# Named links for --profile: what each direction gets unless an option says otherwise.
+PROFILES = {
+    "lowpan": {"rate": 100_000, "delay": 0.05, "overhead": 40, "queue": 4096},
+    "lossy-lowpan": {"rate": 100_000, "delay": 0.05, "overhead": 40, "queue": 4096, "loss": 0.05},
+    "nbiot": {"rate": 30_000, "delay": 0.5, "overhead": 40, "queue": 8192},
+}
+FAULTS = ("loss", "delay", "dup", "reorder", "rate", "overhead", "queue")
 
 
 def split_hostport(text: str) -> tuple[str, int]:
@@ -80,25 +105,58 @@ def probability(text: str) -> float:
 
 def seconds(text: str) -> float:
     value = float(text)
-    if value < 0:
+    if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"{text}: seconds must be >= 0")
     return value
 
 
+def count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text}: expected a whole number >= 0")
+    return int(text)
+
+
 class Direction:
-    def __init__(self, name: str, loss: float, delay: float, dup: float, reorder: float, reorder_unit: float):
+    def __init__(self, name: str, loss: float, delay: float, dup: float, reorder: float, reorder_unit: float,
+                 rate: int = 0, overhead: int = 0, queue: int = 0):
         self.name = name
         self.loss, self.delay, self.dup, self.reorder = loss, delay, dup, reorder
+        self.rate, self.overhead, self.queue = rate, overhead, queue
         self.reorder_unit = reorder_unit
         self.held: dict[int, tuple] = {}  # id -> (sock, data, dest)
         self.seen: dict[tuple, set] = {}  # endpoint -> (type, message id) already received
-        self.stats = {"received": 0, "forwarded": 0, "dropped": 0, "duplicated": 0, "reordered": 0,
-                      "released_after_next": 0, "released_by_timer": 0, "bytes_forwarded": 0,
-                      "coap_repeats": 0}
+        self.link_free_at = 0.0  # when the bottleneck has sent everything admitted so far
+        self.waiting: collections.deque = collections.deque()  # (starts sending at, bytes) not yet on the link
+        self.waiting_bytes = 0
+        self.stats = {"received": 0, "forwarded": 0, "dropped": 0, "dropped_loss": 0, "dropped_queue": 0,
+                      "duplicated": 0, "reordered": 0, "released_after_next": 0, "released_by_timer": 0,
+                      "bytes_forwarded": 0, "link_bytes": 0, "queue_peak_bytes": 0, "coap_repeats": 0}
         self.last_sent: float | None = None
 
     def params(self) -> dict:
-        return {"loss": self.loss, "delay": self.delay, "dup": self.dup, "reorder": self.reorder}
+        return {"loss": self.loss, "delay": self.delay, "dup": self.dup, "reorder": self.reorder,
+                "rate": self.rate, "overhead": self.overhead, "queue": self.queue}
+
+    def cross_link(self, now: float, size: int) -> float | None:
+        """When a datagram of ``size`` bytes arriving at ``now`` has left the
+        bottleneck (``now`` without --rate); None when the queue drops it."""
+        if not self.rate:
+            return now
+        while self.waiting and self.waiting[0][0] <= now:  # started sending: no longer queued
+            self.waiting_bytes -= self.waiting.popleft()[1]
+        wire = size + self.overhead
+        start = max(now, self.link_free_at)
+        if start > now:
+            if self.queue and self.waiting_bytes + wire > self.queue:
+                self.stats["dropped"] += 1
+                self.stats["dropped_queue"] += 1
+                return None
+            self.waiting.append((start, wire))
+            self.waiting_bytes += wire
+            self.stats["queue_peak_bytes"] = max(self.stats["queue_peak_bytes"], self.waiting_bytes)
+        self.link_free_at = start + wire * 8 / self.rate
+        self.stats["link_bytes"] += wire
+        return self.link_free_at
 
 
 def coap_message_id(data: bytes) -> tuple[int, int] | None:
@@ -154,20 +212,24 @@ class Relay:
                     seen.add(key)
         if self.rng.random() < d.loss:
             d.stats["dropped"] += 1
+            d.stats["dropped_loss"] += 1
             return
         copies = 1
         if d.dup and self.rng.random() < d.dup:
             copies = 2
             d.stats["duplicated"] += 1
         for _ in range(copies):
+            left = d.cross_link(now, len(data))
+            if left is None:
+                continue
             if d.reorder and self.rng.random() < d.reorder:
                 d.stats["reordered"] += 1
                 hid = next(self.hold_ids)
                 d.held[hid] = (sock, data, dest)
                 extra = self.rng.uniform(2.0, 3.0) * (d.delay if d.delay > 0 else d.reorder_unit)
-                self._push(now + d.delay + extra, "release", d, hid)
+                self._push(left + d.delay + extra, "release", d, hid)
             else:
-                self._push(now + d.delay, "send", d, (sock, data, dest))
+                self._push(left + d.delay, "send", d, (sock, data, dest))
 
     def _send(self, d: Direction, sock, data: bytes, dest):
         try:
@@ -278,18 +340,27 @@ def main(argv=None) -> int:
     parser.add_argument("--stats-file", help="also write the final counters (JSON) here")
     parser.add_argument("--uplink-idle", type=seconds, default=0.0,
                         help="forget a client address quiet for this many seconds (default 0: never)")
+    parser.add_argument("--profile", choices=sorted(PROFILES), help="start from a named link (see above)")
     for fault, kind, text in (("loss", probability, "drop probability"), ("delay", seconds, "delay in seconds"),
                               ("dup", probability, "duplication probability"),
-                              ("reorder", probability, "reordering probability")):
-        parser.add_argument(f"--{fault}", type=kind, default=0.0, help=f"{text}, both directions (default 0)")
+                              ("reorder", probability, "reordering probability"),
+                              ("rate", count, "bottleneck rate in bits/s (0: none)"),
+                              ("overhead", count, "lower-layer bytes per datagram on the bottleneck"),
+                              ("queue", count, "bytes that may wait for the bottleneck (0: no limit)")):
+        parser.add_argument(f"--{fault}", type=kind, default=None, help=f"{text}, both directions (default 0)")
         for name in DIRECTIONS:
             parser.add_argument(f"--{name}-{fault}", type=kind, default=None, help=f"{text}, {name} only")
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 32)
+    profile = PROFILES.get(args.profile, {})
     dirs = {}
     for name in DIRECTIONS:
-        value = {f: getattr(args, f"{name}_{f}") for f in ("loss", "delay", "dup", "reorder")}
-        value = {f: (v if v is not None else getattr(args, f)) for f, v in value.items()}
+        value = {}
+        for f in FAULTS:
+            for v in (getattr(args, f"{name}_{f}"), getattr(args, f), profile.get(f), 0):
+                if v is not None:
+                    value[f] = v
+                    break
         dirs[name] = Direction(name, reorder_unit=args.reorder_unit, **value)
     return Relay(args.listen, args.upstream, dirs, seed, args.stats_file, args.uplink_idle).serve()
 
