@@ -85,6 +85,7 @@ bench: release
 	$(PYTHON) bench/server_bench.py
 	$(PYTHON) bench/client_bench.py
 	$(PYTHON) bench/amplification.py
+	$(PYTHON) bench/link_bench.py
 	.build/release/coap-fw-bench .
 
 clean:
