@@ -28,7 +28,8 @@ client), goes through, in this order:
             right after the next datagram of the same direction, or when an
             extra random 2..3 x DELAY has passed (2..3 x --reorder-unit when
             DELAY is 0), whichever comes first;
-  delay     everything else leaves DELAY seconds after it arrived.
+  delay     everything else leaves DELAY seconds after it arrived (after it
+            left the link, with --rate).
 
 `--loss/--delay/--dup/--reorder/--rate/--overhead/--queue` set both
 directions; `--up-loss`, `--down-rate`, ... override one direction.
@@ -37,7 +38,9 @@ directions; `--up-loss`, `--down-rate`, ... override one direction.
   lowpan        100 kbit/s, 50 ms each way, 40 B overhead, 4 KiB queue
                 (6LoWPAN over 802.15.4, one hop to the border router)
   lossy-lowpan  the same with 5 % loss each way
-  nbiot         30 kbit/s, 500 ms each way, 40 B overhead, 8 KiB queue Each client address gets its own
+  nbiot         30 kbit/s, 500 ms each way, 40 B overhead, 8 KiB queue
+
+Each client address gets its own
 upstream socket (like a NAT), so a client's new sessions on new local ports
 stay apart; with `--uplink-idle S` (a long run with many short-lived
 clients, e.g. Tests/soak/soak.py) a client address that sent and received
@@ -52,7 +55,8 @@ On SIGTERM/SIGINT it prints one line
 with, per direction: received, forwarded (datagrams sent, duplicates and
 released held ones included), dropped (all causes), dropped_loss,
 dropped_queue (the bottleneck's queue was full), link_bytes (bytes carried
-over the bottleneck, overhead included), queue_peak_bytes, duplicated, reordered (held back),
+over the bottleneck, overhead included), queue_peak_bytes, duplicated,
+reordered (held back),
 released_after_next / released_by_timer, bytes_forwarded, and coap_repeats
 (received CoAP messages whose Message ID this client endpoint already used
 in that direction: for "up", the client's retransmissions as they reach the

@@ -809,8 +809,8 @@ def test_notifications_are_not_challenged_after_trust_expires(bin_dir, server, t
     (`--echo-trust 2`, a release published 4 s later) is the new manifest
     with 2.05, not a 4.01 (libcoap runs our handler again for each
     notification); an image block the same port asks for then is
-    challenged, as anyone's would be. A request from a fresh port of that address is
-    challenged at that time, so the trust did expire."""
+    challenged, as anyone's would be. A request from a fresh port of that
+    address is challenged at that time, so the trust did expire."""
     rel = cli.make_release(bin_dir, tmp_path, model=MODEL, size=2_000)
     srv = server(rel.repo, "--echo", "all", "--echo-trust", "2", ready=echo_ready)
     source = "127.0.0.25"
@@ -827,7 +827,7 @@ def test_notifications_are_not_challenged_after_trust_expires(bin_dir, server, t
         sock.settimeout(2)
         sock.sendto(get_message(MANIFEST, options=[(coap.OBSERVE, b"")], token=token), (HOST, srv.port))
         registered = coap.decode(sock.recv(65536))
-        assert is_notification(registered) and registered.token == token, f"registration with Echo: {registered}"
+        assert is_notification(registered) and registered.token == token, f"registration from a verified address: {registered}"
         time.sleep(4)
         fresh = ask(srv.port, MANIFEST, source=source)
         assert fresh is not None and fresh.code_text == "4.01", f"a fresh port of {source} after 4 s: {fresh}"
