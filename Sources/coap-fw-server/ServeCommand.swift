@@ -62,8 +62,8 @@ struct Serve: ParsableCommand {
             throw CommandFailure.usage("\(option) \(value): expected \(range.lowerBound) to \(range.upperBound)")
         }
         var config = ServerConfiguration(repository: repository.repo)
-        (config.maxSessions, config.maxObservers, config.idleTimeout, config.echo) = (maxSessions, maxObservers, idleTimeout, echo)
-        config.echoTrustSeconds = echoTrust
+        (config.maxSessions, config.maxObservers, config.idleTimeout) = (maxSessions, maxObservers, idleTimeout)
+        (config.echo, config.echoTrustSeconds) = (echo, echoTrust)
         if noPlain {
             config.listen = []
         } else if !listen.isEmpty {

@@ -139,9 +139,9 @@ struct FileIdentity: Hashable, Sendable {
     /// An ETag for this identity: the SHA-256 prefix of its fields (used
     /// while the content's own hash is not known yet).
     var etag: UInt64 {
-        var fields = [device, inode, UInt64(bitPattern: size), UInt64(bitPattern: Int64(mtimeSeconds)),
+        let fields = [device, inode, UInt64(bitPattern: size), UInt64(bitPattern: Int64(mtimeSeconds)),
                       UInt64(bitPattern: Int64(mtimeNanoseconds))]
-        return fields.withUnsafeMutableBytes { MappedFile.nonZero(OpenSSLSHA256.hash(Array($0))) }
+        return fields.withUnsafeBytes { MappedFile.nonZero(OpenSSLSHA256.hash(Array($0))) }
     }
 }
 
@@ -191,16 +191,14 @@ final class ContentETags: Sendable {
         var info = stat()
         guard fstat(fd, &info) == 0, FileIdentity(info) == identity else { return nil }
         var hasher = OpenSSLSHA256()
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
-        defer { buffer.deallocate() }
         var total = 0
-        while true {
-            let n = read(fd, buffer.baseAddress, buffer.count)
-            if n < 0, errno == EINTR { continue }
-            guard n >= 0 else { return nil }
-            if n == 0 { break }
-            hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-            total += n
+        do {
+            try FileSystem.forEachChunk(fd: fd, path: path, chunkSize: 1 << 20) { chunk in
+                hasher.update(chunk)
+                total += chunk.count
+            }
+        } catch {
+            return nil
         }
         guard fstat(fd, &info) == 0, FileIdentity(info) == identity, total == Int(identity.size) else { return nil }
         var digest = [UInt8](repeating: 0, count: 32)

@@ -98,6 +98,12 @@ public enum FileSystem {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw FileSystemError.errno(path, "cannot open") }
         defer { close(fd) }
+        try forEachChunk(fd: fd, path: path, chunkSize: chunkSize, body)
+    }
+
+    /// The same for a file the caller opened (`path` names it in errors).
+    static func forEachChunk(fd: Int32, path: String, chunkSize: Int = 64 * 1024,
+                             _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
         var chunk = [UInt8](repeating: 0, count: chunkSize)
         while true {
             let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }

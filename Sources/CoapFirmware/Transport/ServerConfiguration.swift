@@ -48,6 +48,7 @@ public enum EchoMode: String, Sendable, CaseIterable {
     /// request with Echo, so they could not update). `/.well-known/core` is
     /// served in small blocks instead, which keeps its factor near 3.
     case off
-    /// Before any answer to an address not verified in the last ten minutes.
+    /// Before any answer to an address not verified in the last
+    /// `echoTrustSeconds` (default ten minutes).
     case all
 }
