@@ -14,18 +14,16 @@ client uses. Every download's SHA-256 is checked.
     PYTHONPATH=Tests python3 bench/link_bench.py [--profiles lowpan lossy-lowpan] [--bin .build/debug]
 """
 import argparse
-import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from common import BIN, free_udp_port, publish, random_file, sha256_file, table, wait_coap
 from support import cli
-from support.netns import RELAY, relay_stats
-from support.procs import start_process, wait_for
+from support.netns import relay_stats, start_relay
+from support.procs import start_process
 
 RATES = {"lowpan": 100_000, "lossy-lowpan": 100_000, "nbiot": 30_000}
 CASES = [(16 * 1024, 64), (128 * 1024, 1024)]
@@ -53,12 +51,10 @@ def main():
                 digest = sha256_file(image)
                 capacity = (size + 40 * -(-size // block)) * 8 / RATES[profile]
                 relay_port = free_udp_port()
-                relay = start_process("relay", [sys.executable, str(RELAY), "--listen", f"127.0.0.1:{relay_port}",
-                                                "--upstream", f"127.0.0.1:{port}", "--profile", profile,
-                                                "--seed", str(args.seed)], work / f"relay-{profile}-{block}.log",
-                                      check_exit=False)
+                log = work / f"relay-{profile}-{block}.log"
+                relay = start_relay(lambda name, argv: start_process(name, argv, log, check_exit=False), None,
+                                    relay_port, port, seed=args.seed, extra=["--profile", profile])
                 procs.append(relay)
-                wait_for(lambda: "relay " in relay.log(), 10, what="relay start")
                 origin = f"coap://127.0.0.1:{relay_port}"
                 url = f"{origin}/.well-known/firmware/example.com/link{block}/1.0.0/{image.name}"
                 out = work / "out.bin"

@@ -483,6 +483,20 @@ def test_image_truncated_in_place_does_not_kill_the_server(bin_dir, server, tmp_
 # item 4: hashing off the serving loop
 # ---------------------------------------------------------------------------
 
+def sparse_2gib_release(bin_dir, tmp_path) -> cli.Release:
+    """A release of MODEL whose served image is then replaced by a sparse
+    2 GiB file (publishing a real one would copy and hash it, about 9 s):
+    serving an image block does not consult the manifest, and hashing the
+    file takes 1.5-4.6 s here."""
+    rel = cli.make_release(bin_dir, tmp_path, model=MODEL, size=4_096)
+    served, _ = release_files(rel)
+    sparse = served.with_name("big.tmp")
+    with open(sparse, "wb") as f:
+        f.truncate(2 << 30)
+    os.replace(sparse, served)
+    return rel
+
+
 STALL_BOUND = 0.5  # seconds; the server before the fix took 1.5-4.6 s here (2 GiB hashed on the loop)
 
 
@@ -492,19 +506,9 @@ def test_first_image_request_does_not_stall_other_clients(bin_dir, server, tmp_p
     loop: manifest GETs from other sockets sent right behind it, and the
     image block itself, are each answered within 0.5 s (a functional
     bound, not a benchmark). Before the fix the server hashed the whole
-    file on the serving thread first: every client waited 1.5-4.6 s.
-
-    Publishing a 2 GiB image copies and hashes it (about 9 s here), so the
-    release is published with a small image and the served file is then
-    replaced by a sparse 2 GiB file: serving an image block does not consult
-    the manifest."""
-    rel = cli.make_release(bin_dir, tmp_path, model=MODEL, size=4_096)
-    served, _ = release_files(rel)
-    sparse = served.with_name("big.tmp")
-    with open(sparse, "wb") as f:
-        f.truncate(2 << 30)
-    os.replace(sparse, served)
-    srv = server(rel.repo)
+    file on the serving thread first: every client waited 1.5-4.6 s. (The
+    image: sparse_2gib_release.)"""
+    srv = server(sparse_2gib_release(bin_dir, tmp_path).repo)
 
     with udp_socket() as image_socket:
         token = os.urandom(4)
@@ -558,13 +562,7 @@ def test_etag_stays_the_same_while_the_content_hash_finishes(bin_dir, server, tm
     of a publish download its image twice). Blocks of a 2 GiB sparse image
     are asked for every 0.2 s for 10 s, past the end of its hash (1.5-4.6 s
     here), from one socket and from fresh ones."""
-    rel = cli.make_release(bin_dir, tmp_path, model=MODEL, size=4_096)
-    served, _ = release_files(rel)
-    sparse = served.with_name("big.tmp")
-    with open(sparse, "wb") as f:
-        f.truncate(2 << 30)
-    os.replace(sparse, served)
-    srv = server(rel.repo)
+    srv = server(sparse_2gib_release(bin_dir, tmp_path).repo)
     etags = []
     with udp_socket() as sock:
         deadline = time.monotonic() + 10

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import json
 import socket
-import sys
 import time
 
-from support.netns import RELAY, relay_stats
+from support.netns import relay_stats, start_relay
 from support.ports import free_udp_port
-from support.procs import wait_for
 
 HOST = "127.0.0.1"
 
@@ -25,10 +23,7 @@ def start(procs, *args):
     listen = free_udp_port()
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sink.bind((HOST, 0))
-    relay = procs.start("relay", [sys.executable, RELAY, "--listen", f"{HOST}:{listen}",
-                                  "--upstream", f"{HOST}:{sink.getsockname()[1]}", "--seed", 1, *args])
-    wait_for(lambda: "relay " in relay.log() or not relay.alive(), 10, what="relay start")
-    assert relay.alive(), relay.describe()
+    relay = start_relay(procs.start, None, listen, sink.getsockname()[1], seed=1, extra=args)
     return relay, listen, sink
 
 

@@ -136,18 +136,22 @@ def netem_args(loss: float, delay: float, dup: float = 0.0, reorder: float = 0.0
     return spec or ["delay", "0ms"]
 
 
-def start_relay(start, pair: NetnsPair | None, listen_port: int, upstream_port: int, *, loss: float, delay: float,
-                dup: float = 0.0, reorder: float = 0.0, seed: int, stats_file=None, host: str = "127.0.0.1",
-                extra=()) -> Proc:
+def start_relay(start, pair: NetnsPair | None, listen_port: int, upstream_port: int, *, loss: float | None = None,
+                delay: float | None = None, dup: float | None = None, reorder: float | None = None, seed: int,
+                stats_file=None, host: str = "127.0.0.1", extra=()) -> Proc:
     """The user-space relay from ``listen_port`` to the server at
     ``upstream_port``: in the server's namespace of ``pair`` on the server
     address, or (``pair`` None) on ``host`` right here, e.g. on loopback.
     Started with ``start(name, args)`` (``Processes.start`` or the like)
-    and waited for; ``extra`` are more relay.py arguments."""
+    and waited for; ``extra`` are more relay.py arguments (e.g.
+    ``--profile lowpan``). A fault left None is not passed, so a profile's
+    value stands (the relay's default is 0)."""
     prefix, addr = (pair.exec_prefix(pair.server_ns), pair.server_addr) if pair else ([], host)
+    faults = [a for name, value in (("--loss", loss), ("--delay", delay), ("--dup", dup), ("--reorder", reorder))
+              if value is not None for a in (name, value)]
     args = [*prefix, sys.executable, RELAY,
             "--listen", authority(addr, listen_port), "--upstream", authority(addr, upstream_port),
-            "--loss", loss, "--delay", delay, "--dup", dup, "--reorder", reorder, "--seed", seed, *extra]
+            *faults, "--seed", seed, *extra]
     if stats_file is not None:
         args += ["--stats-file", stats_file]
     relay = start("relay", args)
