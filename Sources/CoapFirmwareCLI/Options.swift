@@ -44,7 +44,23 @@ public struct ClientTransportOptions: ParsableArguments {
     @Option(name: .customLong("psk-file"), help: ArgumentHelp("DTLS key for coaps:// ('identity:hexkey'; the first one is used).", valueName: "FILE"))
     public var pskFile: String?
 
+    @Option(name: .customLong("window-bytes"), help: ArgumentHelp(
+        "Block2 requests in flight at once, as payload bytes (congestion controlled, at least one block; 0: one block per round trip).",
+        valueName: "BYTES"))
+    public var windowBytes = 4096
+
+    @Flag(name: .customLong("lock-step"), help: "One block per round trip (the same as --window-bytes 0).")
+    public var lockStep = false
+
     public init() {}
+
+    /// The window's byte budget (0: lock-step), or a usage error.
+    public func checkedWindowBytes() throws -> Int {
+        guard (0...1_048_576).contains(windowBytes) else {
+            throw CommandFailure.usage("--window-bytes \(windowBytes): expected 0 to 1048576")
+        }
+        return lockStep ? 0 : windowBytes
+    }
 
     /// The Block2 exponent of `--block-size`, or a usage error.
     public func szx() throws -> UInt8 {

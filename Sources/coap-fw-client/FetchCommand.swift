@@ -25,8 +25,10 @@ struct Fetch: ParsableCommand {
         let logger = verbosity.logger("coap-fw-client")
         guard let target = CoapURI(uri) else { throw CommandFailure.usage("\(uri): expected a coap:// or coaps:// URI") }
         let szx = try transport.szx(), timeout = try transport.checkedTimeout(), psk = try transport.psk()
+        let window = try transport.checkedWindowBytes()
         do {
-            let total = try Download.run(target, szx: szx, timeout: timeout, psk: psk, output: output, logger: logger)
+            let total = try Download.run(target, szx: szx, timeout: timeout, psk: psk, output: output, windowBytes: window,
+                                         logger: logger)
             printError("\(total) bytes")
         } catch {
             throw error.isOutput ? CommandFailure.usage("--output \(error)") : CommandFailure.failed(error.description)

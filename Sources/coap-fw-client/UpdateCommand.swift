@@ -81,6 +81,7 @@ struct Update: ParsableCommand {
         options.szx = szx
         options.slotSize = slotSize
         options.timeout = timeout
+        options.windowBytes = try transport.checkedWindowBytes()
         // libcoap 4.3.1 takes ACK_TIMEOUT as a fixed-point value with a whole part of at least 1.
         guard ackTimeout >= 1 && ackTimeout <= 60 else { throw CommandFailure.usage("--ack-timeout \(ackTimeout): expected 1 to 60 seconds") }
         guard (0...20).contains(maxRetransmit) else { throw CommandFailure.usage("--max-retransmit \(maxRetransmit): expected 0 to 20") }

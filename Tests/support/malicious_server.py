@@ -24,6 +24,9 @@ Exactly one fault is injected, chosen with ``--fault``:
     which answers with ICMP).
 ``wrong-block:N``
     the answer to image block N says it is block N+1 (same payload).
+``duplicate:N``
+    the answer to image block N is block N-1 again (its number and payload):
+    a duplicate, as a confused cache or a replay would send.
 ``slow:MS``
     not a fault: every image block is answered MS milliseconds late (a slow
     but moving transfer, which a client's time-out must not cut).
@@ -64,7 +67,7 @@ from aiocoap.optiontypes import BlockOption
 
 from support.paths import CONTENT_FORMATS, content_format, repo_file
 
-FAULTS_WITH_N = ("flip-bit", "etag-change", "truncate", "stall", "wrong-block", "extend", "slow", "max-szx")
+FAULTS_WITH_N = ("flip-bit", "etag-change", "truncate", "stall", "wrong-block", "duplicate", "extend", "slow", "max-szx")
 FAULTS_PLAIN = ("none", "wrong-size2", "silent")
 
 
@@ -149,7 +152,9 @@ class Repository(aiocoap.resource.Resource):
             log(f"GET {path_text} block {number}/{size}: stalling (never answered)")
             await asyncio.Event().wait()  # forever; cancelled at shutdown
 
-        start = number * size
+        served = n - 1 if fault == "duplicate" and number == n and n > 0 else number
+        reported_number = served
+        start = served * size
         if start > len(body) or (start == len(body) and len(body) > 0):
             log(f"GET {path_text} block {number}/{size}: out of range, 4.02")
             return Message(code=Code.BAD_OPTION, payload=b"Block2 out of range")
@@ -162,7 +167,6 @@ class Repository(aiocoap.resource.Resource):
             etag = hashlib.sha256(b"changed" + body).digest()[:8]
         if fault == "truncate" and number == n:
             more = False
-        reported_number = number
         if fault == "wrong-block" and number == n:
             reported_number = number + 1
 

@@ -19,7 +19,9 @@ so what is published into the folder later is served too. Block2
     empty payload and More=0.
 ``txthings``
     at most 64 bytes a block whatever is asked (RFC 7959 §2.4), one
-    stateful transfer per path and client address.
+    stateful transfer per path and client address: pipelined requests
+    (several blocks in flight) get other blocks than they asked for, or
+    no answer (logged as "txthings defect: ...").
 
 It prints its port on stdout (one line, the number) once bound, logs one
 line per datagram it sends on stderr (``-> 2.05 block2=(NUM,MORE,SIZE)
@@ -130,9 +132,19 @@ def serve_txthings(root: Path, host: str, port: int, announce) -> None:
     import txthings.coap as coap
     import txthings.resource as resource
 
+    from twisted.python.failure import NoCurrentExceptionError
+
     def errors_only(event):
         # txThings logs every datagram; only errors (with their traceback) go out.
-        if event.get("log_failure") is not None or event.get("log_level") in (LogLevel.error, LogLevel.critical):
+        failure = event.get("log_failure")
+        if failure is not None and failure.check(NoCurrentExceptionError) and "processBlock2InRequest" in failure.getTraceback():
+            # Its known defect: a Block2 request out of the sequence of its
+            # one transfer per path and peer (a windowed client's requests)
+            # ends in `defer.fail()` outside an except block; the request
+            # goes unanswered. One line, not a crash.
+            log("txthings defect: Block2 request out of sequence, not answered (processBlock2InRequest)")
+            return
+        if failure is not None or event.get("log_level") in (LogLevel.error, LogLevel.critical):
             sys.stderr.write(formatEventAsClassicLogText(event))
 
     globalLogBeginner.beginLoggingTo([errors_only], redirectStandardIO=False)

@@ -17,7 +17,7 @@ public enum Download {
 
     /// Fetches `uri` into `output` (nil: discard); returns the body's length.
     public static func run(_ uri: CoapURI, szx: UInt8, timeout: Double, psk: PSK?, output: String?,
-                           logger: Logger) throws(Failure) -> UInt64 {
+                           windowBytes: Int = 4096, logger: Logger) throws(Failure) -> UInt64 {
         var fd: Int32 = -1
         if let output {
             fd = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
@@ -30,7 +30,8 @@ public enum Download {
         } catch {
             throw Failure(description: error.description)
         }
-        let requester = Requester(client: client, timeout: timeout, exchangeTimeout: timeout)
+        let requester = Requester(client: client, timeout: timeout, exchangeTimeout: timeout, windowBytes: windowBytes,
+                                  logger: logger)
         guard requester.address(for: uri) != nil else { throw Failure(description: "\(uri): cannot resolve \(uri.host)") }
         let result = requester.fetchBody(uri, szx: szx, limit: .max) { offset, bytes in
             guard fd >= 0, bytes.count > 0 else { return nil }

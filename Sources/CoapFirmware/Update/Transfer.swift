@@ -21,7 +21,8 @@ final class Transfer {
     var imageURIs: [CoapURI] = []
     var verifiers: [BlockDigestVerifier<OpenSSLDigests>] = []
     var files: [Int32] = []
-    var lastResponse: CoapResponse?
+    /// The block just received; its payload is the window's until the next request.
+    private var received: Requester.Delivery?
     var lastSave = monotonicMilliseconds()
     var unsavedBytes = 0
     /// Set when the staging slot could not be written; ends the attempt.
@@ -162,19 +163,22 @@ final class Transfer {
     func fetchBlock(component: Int, block: Block2, engine: inout UpdateEngine) -> [UpdateEngine.Action] {
         if let storageFailure { return engine.transportFailed("staging slot: \(storageFailure)") }
         let uri = imageURIs[component]
-        switch requester.get(uri, block2: block) {
+        received = nil
+        switch requester.fetchBlock(uri, block, bodySize: images[component].size) {
         case .failure(let error):
             return engine.transportFailed("\(uri): block \(block.number): \(error)")
-        case .success(let response):
+        case .success(let delivery):
+            let response = delivery.response
             guard response.isSuccess else { return engine.transportFailed("\(uri): block \(block.number): CoAP \(response.codeText)") }
-            lastResponse = response
+            received = delivery
             return engine.blockReceived(response.block(asked: block.szx))
         }
     }
 
     func store(component: Int, offset: UInt64) {
-        guard let response = lastResponse else { return }
-        let payload = requester.client.payload(response)
+        guard let delivery = received else { return }
+        received = nil
+        let response = delivery.response, payload = delivery.payload
         var written = 0
         while written < payload.count {
             let n = pwrite(files[component], payload.baseAddress! + written, payload.count - written, off_t(offset) + off_t(written))

@@ -25,6 +25,10 @@ public struct UpdateOptions: Sendable {
     /// RFC 7252 §4.8 transmission parameters: ACK_TIMEOUT (s) and MAX_RETRANSMIT.
     public var ackTimeout: Double = 2
     public var maxRetransmit = 4
+    /// The window's byte budget: Block2 requests in flight or answered
+    /// ahead of the hash frontier, at most this many payload bytes
+    /// (`Requester`); 0 is lock-step, one block per round trip.
+    public var windowBytes = 4096
     /// After a local `up-to-date`, ask the origin too once this many seconds
     /// have passed since it last answered (recorded in the state folder), so a
     /// local server replaying an old manifest cannot freeze a device.

@@ -91,7 +91,7 @@ public final class Updater {
         client.ackTimeout = options.ackTimeout
         client.maxRetransmit = options.maxRetransmit
         let requester = Requester(client: client, timeout: options.timeout, exchangeTimeout: options.exchangeTimeout,
-                                  mappings: options.resolve)
+                                  mappings: options.resolve, windowBytes: options.windowBytes, logger: logger)
         let transfer = Transfer(requester: requester, state: state, szx: options.szx, trustedKeys: options.trustedKeys,
                                 logger: logger, progress: { [weak self] p, bytes in
                                     self?.bytesTransferred += bytes

@@ -11,25 +11,49 @@ final class ClientSession {
     let pointer: OpaquePointer
     let key: String
     var requests = 0
+    /// The ACK_TIMEOUT set on the session, in milliseconds (libcoap's default: 2 s).
+    private var ackTimeout: Int64 = 2000
 
     init(_ pointer: OpaquePointer, key: String) { (self.pointer, self.key) = (pointer, key) }
+
+    /// Sets ACK_TIMEOUT for the requests sent from now on (libcoap reads it
+    /// when a confirmable message is first sent). 1 to 60 s: libcoap
+    /// ignores values whose whole part is 0.
+    func setAckTimeout(milliseconds: Int64) {
+        let clamped = min(max(milliseconds, 1000), 60_000)
+        guard clamped != ackTimeout else { return }
+        ackTimeout = clamped
+        coap_session_set_ack_timeout(pointer, coap_fixed_point_t(integer_part: UInt16(clamped / 1000),
+                                                                 fractional_part: UInt16(clamped % 1000)))
+    }
 
     deinit { coap_session_release(pointer) }
 }
 
-/// A blocking CoAP client over libcoap for one thread (libcoap 4.3.1 is not
-/// thread-safe: this object owns its context): one request at a time,
-/// confirmable, with libcoap's RFC 7252 retransmission. Block2 is asked for
-/// explicitly per request so the caller sees and checks every block
-/// (RFC 7959 §2.4); libcoap never holds a body.
+/// One request to send.
+struct CoapRequest: Sendable, Equatable {
+    var uri: CoapURI
+    var accept: UInt16?
+    var block2: Block2?
+    /// RFC 9175 Echo value to repeat (the answer to a 4.01 challenge).
+    var echo: [UInt8]?
+}
+
+/// A CoAP client over libcoap for one thread (libcoap 4.3.1 is not
+/// thread-safe: this object owns its context). Requests are confirmable,
+/// with libcoap's RFC 7252 retransmission; several may be in flight, each
+/// with its own token, up to `maxInFlight` (libcoap's NSTART for the
+/// session). Block2 is asked for explicitly per request so the caller sees
+/// and checks every block (RFC 7959 §2.4); libcoap never holds a body: each
+/// response's payload is copied into the buffer its request was submitted
+/// with, and the response is queued in `completions`.
 ///
 /// Message IDs are 16 bits: a long download could reuse one inside
 /// EXCHANGE_LIFETIME (247 s) and a deduplicating server would replay a
 /// stale response, so the client moves to a fresh session (a new local
-/// port, new MID space) every `requestsPerSession` requests.
+/// port, new MID space) after `requestsPerSession` requests; the caller
+/// lets the requests in flight finish first (`sessionExhausted`).
 final class CoapClient {
-    static let bufferCapacity = 1024
-
     private let context: OpaquePointer
     private let logger: Logger
     private var session: ClientSession?
@@ -37,14 +61,24 @@ final class CoapClient {
     /// RFC 7252 §4.8 ACK_TIMEOUT in seconds (default 2) and MAX_RETRANSMIT (default 4).
     var ackTimeout: Double = 2
     var maxRetransmit = 4
+    /// The most confirmable requests libcoap sends before one is answered (NSTART).
+    var maxInFlight = 1
     private(set) var sessionsOpened = 0
     private(set) var requestsSent = 0
 
-    private var awaitedToken: [UInt8] = []
-    private var received: CoapResponse?
-    private var failure: TransportError?
-    /// The one block buffer: the last response's payload (`payloadCount` bytes of it).
-    let payload: UnsafeMutableRawBufferPointer
+    /// What happened to a submitted request.
+    struct Completion {
+        var id: Int
+        var result: Result<CoapResponse, TransportError>
+    }
+    private(set) var completions: [Completion] = []
+    private struct Pending {
+        var id: Int
+        var buffer: UnsafeMutableRawBufferPointer
+    }
+    /// Requests in flight by token (at most 8 bytes, as a number).
+    private var pending: [UInt64: Pending] = [:]
+    private var tokenOf: [Int: UInt64] = [:]
     private let psk: PSKBuffers?
 
     init(logger: Logger, psk: PSK? = nil) throws(TransportError) {
@@ -54,7 +88,6 @@ final class CoapClient {
         coap_set_log_level(logger.logLevel <= .trace ? LOG_DEBUG : LOG_EMERG)
         guard let context = coap_new_context(nil) else { throw .failed("libcoap: cannot create a context") }
         self.context = context
-        payload = .allocate(byteCount: Self.bufferCapacity, alignment: 8)
         self.psk = psk.map(PSKBuffers.init)
         coap_set_app_data(context, Unmanaged.passUnretained(self).toOpaque())
         coap_register_response_handler(context, clientResponseHandler)
@@ -64,40 +97,38 @@ final class CoapClient {
     deinit {
         session = nil
         coap_free_context(context)
-        payload.deallocate()
     }
 
-    /// The last response's payload.
-    func payload(_ response: CoapResponse) -> UnsafeRawBufferPointer {
-        UnsafeRawBufferPointer(rebasing: payload[0..<response.payloadCount])
+    /// Drops the current session (the next request opens a new one) and
+    /// forgets every request in flight.
+    func closeSession() {
+        session = nil
+        pending.removeAll()
+        tokenOf.removeAll()
     }
 
-    /// Drops the current session (the next request opens a new one).
-    func closeSession() { session = nil }
+    /// Whether the session has carried its share of requests: let the ones in flight finish, then submit.
+    var sessionExhausted: Bool { (session?.requests ?? 0) >= requestsPerSession }
 
-    /// Sends a GET and waits up to `timeout` seconds for its response. A
-    /// 4.01 carrying Echo (RFC 9175 §2.3: the server wants proof that we
-    /// receive at this address) is answered once by repeating the request
-    /// with the value; the time-out covers both.
-    func get(_ uri: CoapURI, address: Resolved, accept: UInt16? = nil,
-                    block2: Block2? = nil, timeout: Double) throws(TransportError) -> CoapResponse {
-        let deadline = monotonicMilliseconds() + Int64(timeout * 1000)
-        let first = try send(uri, address: address, accept: accept, block2: block2, echo: nil, deadline: deadline, timeout: timeout)
-        guard first.codeClass == 4, first.codeDetail == 1, let echo = first.echo else { return first }
-        logger.debug("\(uri): the server asks for Echo; repeating the request with it")
-        return try send(uri, address: address, accept: accept, block2: block2, echo: echo, deadline: deadline, timeout: timeout)
-    }
+    /// Requests in flight.
+    var inFlight: Int { pending.count }
 
-    private func send(_ uri: CoapURI, address: Resolved, accept: UInt16?, block2: Block2?, echo: [UInt8]?,
-                      deadline: Int64, timeout: Double) throws(TransportError) -> CoapResponse {
-        let session = try sessionFor(uri: uri, address: address).pointer
+    /// Sends `request` to `address`; its response lands in `buffer` (which
+    /// must stay valid until it completes or is forgotten) and in
+    /// `completions` under `id`. `timeout` is the ACK_TIMEOUT for this
+    /// request's first retransmission, in milliseconds (nil: `ackTimeout`).
+    func submit(_ request: CoapRequest, address: Resolved, id: Int, into buffer: UnsafeMutableRawBufferPointer,
+                timeout: Int64? = nil) throws(TransportError) {
+        let uri = request.uri
+        let opened = try sessionFor(uri: uri, address: address)
+        let session = opened.pointer
+        if let timeout { opened.setAckTimeout(milliseconds: timeout) }
         guard let pdu = coap_new_pdu(COAP_MESSAGE_CON, COAP_REQUEST_CODE_GET, session) else {
             throw .failed("libcoap: cannot allocate a PDU")
         }
         var tokenLength = 0
         var token = [UInt8](repeating: 0, count: 8)
         coap_session_new_token(session, &tokenLength, &token)
-        awaitedToken = Array(token.prefix(tokenLength))
         coap_add_token(pdu, tokenLength, token)
         // Options in ascending number order (RFC 7252 §3.1).
         func add(_ number: Int32, _ bytes: [UInt8]) { coap_add_option(pdu, coap_option_num_t(number), bytes.count, bytes) }
@@ -109,34 +140,44 @@ final class CoapClient {
         if !uri.hostIsIPLiteral { add(COAP_OPTION_URI_HOST, Array(uri.host.utf8)) }
         for segment in uri.path { add(COAP_OPTION_URI_PATH, Array(segment.utf8)) }
         for item in uri.query { add(COAP_OPTION_URI_QUERY, Array(item.utf8)) }
-        if let accept { add(COAP_OPTION_ACCEPT, uint: UInt32(accept)) }
-        if let block2 { add(COAP_OPTION_BLOCK2, uint: block2.optionValue) }
-        if let echo { add(COAP_OPTION_ECHO, echo) }
-        received = nil
-        failure = nil
+        if let accept = request.accept { add(COAP_OPTION_ACCEPT, uint: UInt32(accept)) }
+        if let block2 = request.block2 { add(COAP_OPTION_BLOCK2, uint: block2.optionValue) }
+        if let echo = request.echo { add(COAP_OPTION_ECHO, echo) }
+        let key = Self.key(token.prefix(tokenLength))
+        forget(id: id)
+        pending[key] = Pending(id: id, buffer: buffer)
+        tokenOf[id] = key
         requestsSent += 1
-        self.session?.requests += 1
-        guard coap_send(session, pdu) != COAP_INVALID_MID else { throw .failed("libcoap could not send to \(uri)") }
-
-        while received == nil && failure == nil {
-            let left = deadline - monotonicMilliseconds()
-            if left <= 0 {
-                awaitedToken = []
-                // A stuck exchange must not leave retransmissions behind on a session we reuse.
-                closeSession()
-                throw .timeout(seconds: timeout)
-            }
-            if coap_io_process(context, UInt32(min(left, 1000))) < 0 { throw .failed("libcoap I/O failed") }
+        opened.requests += 1
+        guard coap_send(session, pdu) != COAP_INVALID_MID else {
+            forget(id: id)
+            throw .failed("libcoap could not send to \(uri)")
         }
-        awaitedToken = []
-        if let failure {
-            closeSession()
-            throw failure
-        }
-        return received!
     }
 
-    private func sessionFor(uri: CoapURI, address: Resolved) throws(TransportError) -> ClientSession {
+    /// Stops waiting for a request: its answer, if one comes, is ignored.
+    func forget(id: Int) {
+        if let key = tokenOf.removeValue(forKey: id) { pending[key] = nil }
+    }
+
+    /// Runs libcoap's I/O until something completes or `milliseconds` pass.
+    func process(milliseconds: Int64) throws(TransportError) {
+        guard completions.isEmpty else { return }
+        if coap_io_process(context, UInt32(max(1, min(milliseconds, 1000)))) < 0 { throw .failed("libcoap I/O failed") }
+    }
+
+    /// The completions so far, oldest first; clears them.
+    func takeCompletions() -> [Completion] {
+        defer { completions.removeAll(keepingCapacity: true) }
+        return completions
+    }
+
+    private static func key<C: Collection>(_ token: C) -> UInt64 where C.Element == UInt8 {
+        // The length goes in too: tokens 00 and 00 00 differ.
+        token.reduce(UInt64(token.count)) { $0 &* 257 &+ UInt64($1) }
+    }
+
+private func sessionFor(uri: CoapURI, address: Resolved) throws(TransportError) -> ClientSession {
         let key = "\(uri.secure)|\(address.description)"
         if let session, session.key == key, session.requests < requestsPerSession { return session }
         closeSession()
@@ -158,15 +199,10 @@ final class CoapClient {
         var generator = SystemRandomNumberGenerator()
         let seed = (0..<8).map { _ in UInt8.random(in: 0...255, using: &generator) }
         coap_session_init_token(created, seed.count, seed)
-        if ackTimeout != 2 {
-            // libcoap ignores values whose whole part is 0.
-            let clamped = min(max(ackTimeout, 1), 60)
-            let whole = UInt16(clamped.rounded(.down))
-            let millis = UInt16((clamped - Double(whole)) * 1000)
-            coap_session_set_ack_timeout(created, coap_fixed_point_t(integer_part: whole, fractional_part: millis))
-        }
         if maxRetransmit != 4 { coap_session_set_max_retransmit(created, UInt16(max(0, min(maxRetransmit, 20)))) }
+        if maxInFlight > 1 { coap_session_set_nstart(created, UInt16(min(maxInFlight, Int(UInt16.max)))) }
         let opened = ClientSession(created, key: key)
+        opened.setAckTimeout(milliseconds: Int64((ackTimeout * 1000).rounded()))
         session = opened
         sessionsOpened += 1
         logger.debug("new CoAP session to \(address) (\(sessionsOpened) so far)")
@@ -175,9 +211,9 @@ final class CoapClient {
 
     fileprivate func deliver(_ pdu: OpaquePointer) {
         let token = coap_pdu_get_token(pdu)
-        guard !awaitedToken.isEmpty, token.length == awaitedToken.count,
-              Array(UnsafeBufferPointer(start: token.s, count: token.length)) == awaitedToken
-        else { return }  // a late answer to an earlier request
+        let key = Self.key(UnsafeBufferPointer(start: token.s, count: token.length))
+        guard let request = pending.removeValue(forKey: key) else { return }  // a late or forgotten answer
+        tokenOf[request.id] = nil
         var response = CoapResponse(code: UInt8(truncatingIfNeeded: coap_pdu_get_code(pdu).rawValue))
         var iterator = coap_opt_iterator_t()
         func option(_ number: Int32) -> (value: UnsafePointer<UInt8>?, length: Int)? {
@@ -202,24 +238,40 @@ final class CoapClient {
         var length = 0
         var data: UnsafePointer<UInt8>?
         if coap_get_data(pdu, &length, &data) != 0, let data, length > 0 {
-            guard length <= payload.count else {
-                failure = .oversized(length)
+            guard length <= request.buffer.count else {
+                completions.append(Completion(id: request.id, result: .failure(.oversized(length))))
                 return
             }
-            payload.copyMemory(from: UnsafeRawBufferPointer(start: data, count: length))
+            request.buffer.copyMemory(from: UnsafeRawBufferPointer(start: data, count: length))
             response.payloadCount = length
         }
-        received = response
+        completions.append(Completion(id: request.id, result: .success(response)))
     }
 
-    fileprivate func nack(_ reason: coap_nack_reason_t) {
-        guard !awaitedToken.isEmpty else { return }
+    fileprivate func nack(_ sent: OpaquePointer?, _ reason: coap_nack_reason_t) {
+        let failure: TransportError
         switch reason {
         case COAP_NACK_TOO_MANY_RETRIES: failure = .timeout(seconds: 0)
         case COAP_NACK_RST: failure = .failed("the server reset the exchange (RST)")
         case COAP_NACK_TLS_FAILED: failure = .failed("DTLS handshake failed")
         case COAP_NACK_ICMP_ISSUE: failure = .failed("ICMP: port or host unreachable")
         default: failure = .failed("message not deliverable")
+        }
+        var failed: [Pending] = []
+        if let sent {
+            let token = coap_pdu_get_token(sent)
+            if let one = pending.removeValue(forKey: Self.key(UnsafeBufferPointer(start: token.s, count: token.length))) {
+                failed = [one]
+            }
+        }
+        if failed.isEmpty, reason != COAP_NACK_TOO_MANY_RETRIES {
+            // A session-wide failure (DTLS, ICMP) names no request: it fails them all.
+            failed = Array(pending.values)
+            pending.removeAll()
+        }
+        for request in failed {
+            tokenOf[request.id] = nil
+            completions.append(Completion(id: request.id, result: .failure(failure)))
         }
     }
 }
@@ -234,6 +286,6 @@ private let clientResponseHandler: coap_response_handler_t = { session, _, recei
     return COAP_RESPONSE_OK
 }
 
-private let clientNackHandler: coap_nack_handler_t = { session, _, reason, _ in
-    client(of: session)?.nack(reason)
+private let clientNackHandler: coap_nack_handler_t = { session, sent, reason, _ in
+    client(of: session)?.nack(sent, reason)
 }
