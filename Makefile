@@ -2,12 +2,12 @@
 SWIFT ?= swift
 PYTHON ?= python3
 
-.PHONY: deps build release demo test unit interop vectors bench fuzz replay asan faults soak embedded clean
+.PHONY: deps build release demo test unit interop vectors bench bench-link bench-memory fuzz replay asan faults soak embedded clean
 
 # The Python test kit (Tests/support) is the package `support`: on the path
 # once for every target that runs Python (pytest's own runs also get it from
 # Tests/interop/pytest.ini).
-test interop faults soak bench: export PYTHONPATH := $(CURDIR)/Tests$(if $(PYTHONPATH),:$(PYTHONPATH))
+test interop faults soak bench bench-link bench-memory: export PYTHONPATH := $(CURDIR)/Tests$(if $(PYTHONPATH),:$(PYTHONPATH))
 
 deps:
 	@scripts/install-deps.sh
@@ -85,8 +85,18 @@ bench: release
 	$(PYTHON) bench/server_bench.py
 	$(PYTHON) bench/client_bench.py
 	$(PYTHON) bench/amplification.py
-	$(PYTHON) bench/link_bench.py
+	$(PYTHON) bench/link_bench.py --bin .build/release
+	$(PYTHON) bench/memory_bench.py --bin .build/release
 	.build/release/coap-fw-bench .
+
+# Constrained links (issue #11): the window vs lock-step vs libcoap and
+# aiocoap through lowpan, lossy-lowpan and nbiot, 3 rounds (about an hour).
+bench-link: release
+	$(PYTHON) bench/link_bench.py --bin .build/release $(BENCH_LINK_ARGS)
+
+# The client's memory during a 32 MiB update, by mapping, against libcoap's clients.
+bench-memory: release
+	$(PYTHON) bench/memory_bench.py --bin .build/release
 
 clean:
 	rm -rf .build .build-embedded demo

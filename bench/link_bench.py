@@ -165,7 +165,14 @@ def main():
     ap.add_argument("--bin", type=Path, default=BIN)
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--skip-shared", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="tiny images, one round: a smoke test of this script")
     args = ap.parse_args()
+    if args.quick:
+        global SHARED_CASE, LOOPBACK_CASE
+        for profile in CASES:
+            CASES[profile] = [(4 * 1024, 256)]
+        SHARED_CASE, LOOPBACK_CASE = (8 * 1024, 1024), (1024 * 1024, 1024)
+        args.rounds = 1
     bench = Bench(args)
     try:
         bench.setup()

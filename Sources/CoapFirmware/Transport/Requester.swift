@@ -11,9 +11,10 @@ import Logging
 /// time-outs, which become libcoap's ACK_TIMEOUT for the next requests) and
 /// never past the byte budget: at most `windowBytes / block size` blocks
 /// (and at most 64) are in flight or waiting, and their payloads land in
-/// one buffer of `windowBytes` allocated here once. Blocks come back in any order; they
-/// are handed out strictly in order, one at a time, so the block rules and
-/// the digests see exactly the sequence a lock-step download gives. A block
+/// one buffer of `windowBytes` allocated here once. Blocks come back in any
+/// order; they are handed out strictly in order, one at a time, so the
+/// block rules and the digests see exactly the sequence a lock-step
+/// download gives. A block
 /// ahead of the hash frontier waits here, in its slot, not in the staging
 /// file: it is not trusted (its ETag and place are unchecked until its turn),
 /// writing it early would cost a second write or a hole a resume would have
@@ -52,8 +53,6 @@ final class Requester {
     private(set) var congestion: CongestionWindow
     /// Whether any request got an answer (a server that never answered is `no-server`).
     private(set) var answered = false
-    /// Requests sent afresh after `exchangeTimeout`, and sessions dropped for silence.
-    private(set) var freshExchanges = 0
     private var addresses: [String: Resolved] = [:]
     /// What each server (by address) showed: the block size it answered at,
     /// and whether it botched a pipelined request.
@@ -66,7 +65,7 @@ final class Requester {
         var lockStep = false
     }
 
-    /// The window's payload buffer: `max(windowBytes, 1024)` bytes.
+    /// The window's payload buffer (`storageBytes`).
     private let storage: UnsafeMutableRawBufferPointer
     private var slots: [Slot] = []
     private var stream: Stream?
@@ -127,16 +126,19 @@ final class Requester {
         self.logger = logger
         self.windowBytes = max(0, windowBytes)
         let largest = Block2.size(szx: Block2.maxSZX)
-        storage = .allocate(byteCount: max(self.windowBytes, largest), alignment: 16)
+        // No more than 64 blocks of the largest size can ever be in the window.
+        storage = .allocate(byteCount: max(min(self.windowBytes, Self.maxSlots * largest), largest), alignment: 16)
         let initialRTO = Int64((client.ackTimeout * 1000).rounded())
         congestion = CongestionWindow(limit: max(1, self.windowBytes / largest), initialRTO: initialRTO)
-        client.maxInFlight = Self.windowSlots(windowBytes: self.windowBytes, szx: 0)
+        // Headroom over the window: forgotten requests still being retransmitted count for libcoap too.
+        client.maxInFlight = self.windowBytes == 0 ? 1 : 2 * Self.windowSlots(windowBytes: self.windowBytes, szx: 0)
     }
 
     deinit { storage.deallocate() }
 
-    /// The bytes the window holds for payloads: `max(windowBytes, 1024)`
-    /// (one block of the largest size in lock-step or for a smaller budget).
+    /// The bytes the window holds for payloads: `windowBytes`, at least one
+    /// block of the largest size (lock-step, a smaller budget) and at most
+    /// 64 of them (`maxSlots`).
     var storageBytes: Int { storage.count }
 
     /// Blocks in flight or waiting at most, for a budget and block size: the
@@ -213,14 +215,17 @@ final class Requester {
                 dropStream()
                 return .failure(.timeout(seconds: timeout))
             }
-            checkTimers(now: now, accept: accept)
             do {
                 try client.process(milliseconds: min(deadline, nextTimer(now: now)) - now)
+                // Everything that came while the caller was busy (hashing, an
+                // fsync) first, so that it is not taken for silence or loss.
+                try client.drain(limit: slots.count)
             } catch {
                 dropStream()
                 return .failure(error)
             }
             for completion in client.takeCompletions() { complete(completion, accept: accept) }
+            checkTimers(now: monotonicMilliseconds(), accept: accept)
         }
     }
 
@@ -307,19 +312,19 @@ final class Requester {
                 submit(index, number: number, accept: accept, echo: echo)
                 return
             }
+            if !response.isSuccess, let s = stream, number != s.next, let last = s.last, number <= last,
+               servers[s.serverKey]?.lockStep != true {
+                // An error for a block ahead inside the body (4.29, 5.03: a
+                // server that limits concurrent requests): lock-step from the frontier.
+                fallBackToLockStep(s, because: "block \(number) was answered \(response.codeText) in a window")
+                return
+            }
             if response.isSuccess, let s = stream {
                 if let b = response.block2 {
                     // RFC 7959 §2.4: an answer in smaller blocks starts where the block asked for does.
                     let matches = b.szx <= s.szx && UInt64(b.number) == UInt64(number) << (s.szx - b.szx)
                     if !matches, inFlight > 1 || s.requested &- s.next > 1 {
-                        logger.info("\(s.uri): block \(number) was answered as block \(b.number) of \(b.size) bytes in a window; lock-step with this server")
-                        servers[s.serverKey, default: ServerKnowledge()].lockStep = true
-                        // Its state for our port is confused by now: a new port, a clean start.
-                        client.closeSession()
-                        let frontier = s.next
-                        let address = s.address, uri = s.uri
-                        startStream(uri, address: address, block: Block2(number: frontier, szx: s.szx), bodySize: nil,
-                                    last: s.last)
+                        fallBackToLockStep(s, because: "block \(number) was answered as block \(b.number) of \(b.size) bytes in a window")
                         return
                     }
                     if matches { servers[s.serverKey, default: ServerKnowledge()].szx = b.szx }
@@ -334,6 +339,16 @@ final class Requester {
         }
     }
 
+    /// The server cannot take a window: from now on one request at a time,
+    /// from a new port (its state for the old one may be confused), starting
+    /// again at the frontier.
+    private func fallBackToLockStep(_ s: Stream, because why: String) {
+        logger.info("\(s.uri): \(why); lock-step with this server")
+        servers[s.serverKey, default: ServerKnowledge()].lockStep = true
+        client.closeSession()
+        startStream(s.uri, address: s.address, block: Block2(number: s.next, szx: s.szx), bodySize: nil, last: s.last)
+    }
+
     /// Loss signals, fresh exchanges and sessions dropped for silence.
     private func checkTimers(now: Int64, accept: UInt16?) {
         guard stream != nil else { return }
@@ -342,9 +357,9 @@ final class Requester {
             // Nothing came back for a whole exchange time-out: a new session (port) and every request afresh.
             logger.debug("no answer for \(exchangeTimeout) s; asking again on a new session")
             client.closeSession()
-            freshExchanges += 1
             if adaptive { congestion.silence(now: now) }
-            for i in slots.indices where slots[i].phase == .inFlight { submit(i, number: slots[i].number, accept: accept, echo: slots[i].echo) }
+            // Without the old Echo: the server challenges the new port afresh.
+            for i in slots.indices where slots[i].phase == .inFlight { submit(i, number: slots[i].number, accept: accept) }
             lastHeard = now
             return
         }
@@ -360,9 +375,8 @@ final class Requester {
                 congestion.timedOut(sent: slots[i].sent, now: now)
             }
             if age >= exchange {
-                freshExchanges += 1
                 client.forget(id: id(slots[i].number))
-                submit(i, number: slots[i].number, accept: accept, echo: slots[i].echo)
+                submit(i, number: slots[i].number, accept: accept)
             }
         }
     }

@@ -109,7 +109,7 @@ public struct CongestionWindow: Sendable, Equatable {
         guard sent >= lastDecrease else { return false }
         losses += 1
         ssthresh = max(2, window / 2)
-        window = ssthresh
+        window = max(1, min(window, ssthresh))
         lastDecrease = now
         return true
     }

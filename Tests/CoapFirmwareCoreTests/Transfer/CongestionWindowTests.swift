@@ -74,6 +74,20 @@ import Testing
         #expect(w.allowed == 2)
     }
 
+    @Test func aTimeOutNeverGrowsTheWindow() {
+        var w = CongestionWindow(limit: 64)
+        // Before the first round trip: still one request at a time.
+        let first = w.timedOut(sent: 0, now: 2000)
+        #expect(first)
+        #expect(w.allowed == 1)
+        deliver(&w, count: 1, rtt: 100, start: 3000)
+        w.silence(now: 5000)
+        #expect(w.allowed == 1)
+        let after = w.timedOut(sent: 5001, now: 7000)
+        #expect(after)
+        #expect(w.allowed == 1)
+    }
+
     @Test func silenceBacksTheTimeOutOffAndASampleResetsIt() {
         var w = CongestionWindow(limit: 64)
         deliver(&w, count: 1, rtt: 400)

@@ -100,11 +100,13 @@ final class CoapClient {
     }
 
     /// Drops the current session (the next request opens a new one) and
-    /// forgets every request in flight.
+    /// forgets every request in flight; libcoap stops retransmitting them.
     func closeSession() {
-        session = nil
+        // Forget first: cancelling reports each queued request to the nack handler.
         pending.removeAll()
         tokenOf.removeAll()
+        if let session { coap_session_disconnected(session.pointer, COAP_NACK_NOT_DELIVERABLE) }
+        session = nil
     }
 
     /// Whether the session has carried its share of requests: let the ones in flight finish, then submit.
@@ -166,6 +168,16 @@ final class CoapClient {
         if coap_io_process(context, UInt32(max(1, min(milliseconds, 1000)))) < 0 { throw .failed("libcoap I/O failed") }
     }
 
+    /// Reads what has already arrived, without waiting (libcoap reads one
+    /// datagram per socket and call): until a call brings nothing new.
+    func drain(limit: Int) throws(TransportError) {
+        for _ in 0..<max(1, limit) {
+            let before = completions.count
+            if coap_io_process(context, UInt32.max) < 0 { throw .failed("libcoap I/O failed") }  // COAP_IO_NO_WAIT
+            if completions.count == before { return }
+        }
+    }
+
     /// The completions so far, oldest first; clears them.
     func takeCompletions() -> [Completion] {
         defer { completions.removeAll(keepingCapacity: true) }
@@ -179,8 +191,15 @@ final class CoapClient {
 
 private func sessionFor(uri: CoapURI, address: Resolved) throws(TransportError) -> ClientSession {
         let key = "\(uri.secure)|\(address.description)"
-        if let session, session.key == key, session.requests < requestsPerSession { return session }
-        closeSession()
+        if let session, session.key == key {
+            if session.requests < requestsPerSession { return session }
+            // Rotation: libcoap keeps the old session while requests on it
+            // are unanswered, and their answers still reach `deliver` (tokens
+            // are random per session), so nothing in flight is lost.
+            self.session = nil
+        } else {
+            closeSession()
+        }
         var server = address.address
         let created: OpaquePointer?
         if uri.secure {
@@ -257,22 +276,15 @@ private func sessionFor(uri: CoapURI, address: Resolved) throws(TransportError) 
         case COAP_NACK_ICMP_ISSUE: failure = .failed("ICMP: port or host unreachable")
         default: failure = .failed("message not deliverable")
         }
-        var failed: [Pending] = []
-        if let sent {
-            let token = coap_pdu_get_token(sent)
-            if let one = pending.removeValue(forKey: Self.key(UnsafeBufferPointer(start: token.s, count: token.length))) {
-                failed = [one]
-            }
-        }
-        if failed.isEmpty, reason != COAP_NACK_TOO_MANY_RETRIES {
-            // A session-wide failure (DTLS, ICMP) names no request: it fails them all.
-            failed = Array(pending.values)
-            pending.removeAll()
-        }
-        for request in failed {
-            tokenOf[request.id] = nil
-            completions.append(Completion(id: request.id, result: .failure(failure)))
-        }
+        // libcoap names the message each time (a session-wide failure such as
+        // ICMP or DTLS is reported once per queued message); one forgotten
+        // or answered already is none of ours.
+        guard let sent else { return }
+        let token = coap_pdu_get_token(sent)
+        guard let request = pending.removeValue(forKey: Self.key(UnsafeBufferPointer(start: token.s, count: token.length)))
+        else { return }
+        tokenOf[request.id] = nil
+        completions.append(Completion(id: request.id, result: .failure(failure)))
     }
 }
 
