@@ -18,7 +18,6 @@ import argparse
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 

@@ -39,7 +39,7 @@ import pytest
 
 from support import cli, coap
 from support.cli import assert_updated
-from support.files import seeded_bytes, sha256
+from support.files import seeded_bytes
 from support.netns import relay_stats, start_relay
 from support.paths import local_discovery_args, model_path
 from support.ports import free_udp_port

@@ -190,7 +190,7 @@ final class Requester {
                 // ahead; the frontier block is always asked for (a server
                 // that lies about its size is the block rules' business).
                 if let size2 = response.size2, size2 > 0 {
-                    s.last = min(s.last ?? .max, UInt32(clamping: (size2 - 1) / UInt64(Block2.size(szx: s.szx))))
+                    s.last = min(s.last ?? .max, Self.lastBlock(ofBodySize: size2, szx: s.szx))
                 }
                 if let b = response.block2, !b.more { s.last = min(s.last ?? .max, s.next) }
                 s.handedOut = s.next
@@ -231,13 +231,17 @@ final class Requester {
 
     private func startStream(_ uri: CoapURI, address: Resolved, block: Block2, bodySize: UInt64?, last known: UInt32? = nil) {
         dropStream()
-        let size = Block2.size(szx: block.szx)
         let count = Self.windowSlots(windowBytes: windowBytes, szx: block.szx)
         if slots.count != count { slots = Array(repeating: Slot(), count: count) }
         congestion.setLimit(count)
-        let last = known ?? bodySize.map { UInt32(clamping: $0 == 0 ? 0 : ($0 - 1) / UInt64(size)) }
+        let last = known ?? bodySize.map { Self.lastBlock(ofBodySize: $0, szx: block.szx) }
         stream = Stream(uri: uri, address: address, szx: block.szx, next: block.number, requested: block.number, last: last,
-                        serverKey: "\(uri.secure)|\(address.description)")
+                        serverKey: CoapClient.sessionKey(uri: uri, address: address))
+    }
+
+    /// The number of the last block of a body of `size` bytes (block 0 for an empty body).
+    private static func lastBlock(ofBodySize size: UInt64, szx: UInt8) -> UInt32 {
+        UInt32(clamping: size == 0 ? 0 : (size - 1) / UInt64(Block2.size(szx: szx)))
     }
 
     /// Forgets the window: answers still on their way are ignored.

@@ -115,6 +115,9 @@ final class CoapClient {
     /// Requests in flight.
     var inFlight: Int { pending.count }
 
+    /// Which server a request goes to: one session per key (scheme and address).
+    static func sessionKey(uri: CoapURI, address: Resolved) -> String { "\(uri.secure)|\(address.description)" }
+
     /// Sends `request` to `address`; its response lands in `buffer` (which
     /// must stay valid until it completes or is forgotten) and in
     /// `completions` under `id`. `timeout` is the ACK_TIMEOUT for this
@@ -190,7 +193,7 @@ final class CoapClient {
     }
 
 private func sessionFor(uri: CoapURI, address: Resolved) throws(TransportError) -> ClientSession {
-        let key = "\(uri.secure)|\(address.description)"
+        let key = Self.sessionKey(uri: uri, address: address)
         if let session, session.key == key {
             if session.requests < requestsPerSession { return session }
             // Rotation: libcoap keeps the old session while requests on it
