@@ -2,12 +2,12 @@
 SWIFT ?= swift
 PYTHON ?= python3
 
-.PHONY: deps build release demo test unit interop vectors bench bench-link bench-memory fuzz replay asan faults soak embedded clean
+.PHONY: deps build release link-order demo test unit interop vectors bench bench-link bench-memory fuzz replay asan faults soak embedded clean
 
 # The Python test kit (Tests/support) is the package `support`: on the path
 # once for every target that runs Python (pytest's own runs also get it from
 # Tests/interop/pytest.ini).
-test interop faults soak bench bench-link bench-memory: export PYTHONPATH := $(CURDIR)/Tests$(if $(PYTHONPATH),:$(PYTHONPATH))
+test interop faults soak bench bench-link bench-memory link-order: export PYTHONPATH := $(CURDIR)/Tests$(if $(PYTHONPATH),:$(PYTHONPATH))
 
 deps:
 	@scripts/install-deps.sh
@@ -15,10 +15,25 @@ deps:
 build: deps
 	$(SWIFT) build
 
-# Static Swift runtime: a device-side binary should not page in the shared
-# Swift and Foundation libraries (about 3 MiB less resident memory).
+# The build the README installs, made small for a node (issue #11; what each
+# step is worth: docs/benchmarks.md "Client memory"): the Swift runtime,
+# libcoap, OpenSSL and libstdc++ linked statically (only what is used is
+# mapped), lld with packed relative relocations and no exported symbol
+# table, and the functions an update runs laid out together
+# (scripts/coap-fw-client.order, from `make link-order`). Still PIE.
+STATIC_LIBS := $(CURDIR)/.build/static-libs
+RELEASE_FLAGS := -c release --static-swift-stdlib -Xswiftc -use-ld=lld -Xswiftc -L$(STATIC_LIBS) \
+	-Xlinker -z -Xlinker pack-relative-relocs -Xlinker --no-export-dynamic \
+	-Xlinker --symbol-ordering-file=$(CURDIR)/scripts/coap-fw-client.order -Xlinker --no-warn-symbol-ordering
 release: deps
-	$(SWIFT) build -c release --static-swift-stdlib
+	@scripts/static-libs.sh $(STATIC_LIBS)
+	@# SwiftPM does not track the order file's contents: relink when it changed.
+	@for b in coap-fw-client coap-fw-server; do [ ! scripts/coap-fw-client.order -nt .build/release/$$b ] || rm -f .build/release/$$b; done
+	$(SWIFT) build $(RELEASE_FLAGS)
+
+# Regenerates scripts/coap-fw-client.order from the release build (needs valgrind).
+link-order: release
+	$(PYTHON) scripts/link_order.py --bin .build/release
 
 # Main job end to end: install, build, keygen, publish a demo release, verify it.
 demo: release

@@ -4,8 +4,7 @@ import PackageDescription
 /// The three layers every tool may use: device rules, host model, C edges.
 let libraries: [Target.Dependency] = ["CoapFirmwareDevice", "CoapFirmwareCore", "CoapFirmware"]
 let executableDependencies: [Target.Dependency] = libraries + [
-    "CoapFirmwareCLI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-    .product(name: "Logging", package: "swift-log"),
+    "CoapFirmwareCLI", .product(name: "Logging", package: "swift-log"),
 ]
 
 let package = Package(
@@ -18,17 +17,17 @@ let package = Package(
         .executable(name: "coap-fw-client", targets: ["coap-fw-client"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
-        // C libraries from Debian, one system-library target each.
-        .systemLibrary(name: "CCoap", pkgConfig: "libcoap-3-openssl",
-                       providers: [.apt(["libcoap3-dev"])]),
-        .systemLibrary(name: "CCBOR", pkgConfig: "libcbor",
-                       providers: [.apt(["libcbor-dev"])]),
-        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto",
-                       providers: [.apt(["libssl-dev"])]),
+        // C libraries from Debian (libcoap3-dev, libcbor-dev, libssl-dev), one
+        // system-library target each. Their headers are in /usr/include and their
+        // module maps name the libraries; no pkgConfig, whose -L/usr/lib/<triple>
+        // would come first on the link line and keep `make release` from linking
+        // the static archives it puts in .build/static-libs (issue #11).
+        .systemLibrary(name: "CCoap"),
+        .systemLibrary(name: "CCBOR"),
+        .systemLibrary(name: "CCrypto"),
         // The few things that must be C (a signal handler); each says why in its header.
         .target(name: "CFirmwareShims"),
 
@@ -48,14 +47,11 @@ let package = Package(
             ]
         ),
 
-        // What both executables share: exit codes, logging set-up, file arguments.
+        // What both executables share: the command-line parser (no reflection, no
+        // Foundation: issue #11), exit codes, logging set-up, file arguments.
         .target(
             name: "CoapFirmwareCLI",
-            dependencies: [
-                "CoapFirmware", "CoapFirmwareCore",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
-            ]
+            dependencies: ["CoapFirmware", "CoapFirmwareCore", .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(name: "coap-fw-server", dependencies: executableDependencies),
         .executableTarget(name: "coap-fw-client", dependencies: executableDependencies),
@@ -69,6 +65,7 @@ let package = Package(
         .testTarget(name: "CoapFirmwareDeviceTests", dependencies: ["CoapFirmwareDevice", "TestSupport"]),
         .testTarget(name: "CoapFirmwareCoreTests", dependencies: ["CoapFirmwareDevice", "CoapFirmwareCore", "TestSupport"]),
         .testTarget(name: "CoapFirmwareTests", dependencies: libraries + ["TestSupport"]),
+        .testTarget(name: "CoapFirmwareCLITests", dependencies: ["CoapFirmwareCLI"]),
     ],
     swiftLanguageModes: [.v6]
 )

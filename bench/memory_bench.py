@@ -15,6 +15,7 @@ RSS. Every download's SHA-256 is checked.
     PYTHONPATH=Tests python3 bench/memory_bench.py [--bin .build/release] [--size-mib 32]
 """
 import argparse
+import os
 import shutil
 import subprocess
 import tempfile
@@ -112,6 +113,9 @@ def main():
         rows, detail = [], []
         digest = sha256_file(image)
         for name, (argv, result, binary) in runs.items():
+            # A freshly linked binary's pages are dirty in the page cache until written back, and smaps
+            # counts them as Private_Dirty: write them back first.
+            os.sync()
             shutil.rmtree(state, ignore_errors=True)
             out.unlink(missing_ok=True)
             rss, private, groups, code, wall = measure(argv, shutil.which(binary) or binary)

@@ -4,7 +4,7 @@
 # interop tests and vector generator use. Run as root (CI is root).
 set -euo pipefail
 
-APT_PACKAGES="pkg-config libcoap3-dev libcoap3-bin libcbor-dev libssl-dev iproute2 python3 python3-pip time"
+APT_PACKAGES="pkg-config libcoap3-dev libcoap3-bin libcbor-dev libssl-dev libstdc++-12-dev iproute2 python3 python3-pip time"
 # `make embedded`: the bare-metal Cortex-M build of the device core and its qemu run.
 APT_PACKAGES="$APT_PACKAGES gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
 # pycose 1.1 breaks on cbor2 6 (tuples for tagged arrays): pin cbor2<6.

@@ -1,4 +1,3 @@
-import ArgumentParser
 import CoapFirmware
 import CoapFirmwareCore
 import Logging
@@ -23,28 +22,6 @@ public struct CommandFailure: Error, CustomStringConvertible {
     public var description: String { message }
 }
 
-/// Runs a root command with SPEC §7's exit statuses; ArgumentParser's own
-/// usage errors (status 64 by default) become 2.
-public func runMain<Root: ParsableCommand>(_ root: Root.Type, arguments: [String]? = nil) -> Never {
-    do {
-        var command = try root.parseAsRoot(arguments)
-        try command.run()
-        exit(0)
-    } catch let failure as CommandFailure {
-        if !failure.message.isEmpty { printError("\(invocationName()): \(failure.message)") }
-        exit(failure.status)
-    } catch {
-        let code = root.exitCode(for: error)
-        let message = root.fullMessage(for: error)
-        if code == .success {
-            print(message)
-            exit(0)
-        }
-        printError(message)
-        exit(code == .validationFailure ? 2 : code.rawValue)
-    }
-}
-
 public func printError(_ message: String) {
     var text = message
     if !text.hasSuffix("\n") { text += "\n" }
@@ -52,16 +29,15 @@ public func printError(_ message: String) {
     _ = text.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
 }
 
-private func invocationName() -> String {
-    FileSystem.baseName(of: CommandLine.arguments.first ?? "coap-fw")
-}
-
 /// `-v` flags shared by every command: `-v` info, `-vv` debug, `-vvv` trace.
-public struct VerbosityOptions: ParsableArguments {
-    @Flag(name: .shortAndLong, help: "More log output on stderr (repeat for more: -vv, -vvv).")
+public struct VerbosityOptions: Sendable {
+    public static let options: [OptionSpec] = [
+        .counted("verbose", short: "v", "More log output on stderr (repeat for more: -vv, -vvv)."),
+    ]
+
     public var verbose: Int
 
-    public init() {}
+    public init(_ arguments: ParsedArguments) { verbose = arguments.count("verbose") }
 
     /// The level for this many `-v`, starting from `quiet` (what a command
     /// shows with none: warnings for the client, notices for the server).

@@ -1,16 +1,19 @@
-import ArgumentParser
 import CoapFirmware
 import CoapFirmwareDevice
 
 /// `--manufacturer` and `--model`: the product a release or a device is.
-public struct ProductOptions: ParsableArguments {
-    @Option(help: "Manufacturer name, e.g. example.com.")
-    public var manufacturer: String
+public struct ProductOptions: Sendable {
+    public static let options: [OptionSpec] = [
+        .value("manufacturer", "NAME", "Manufacturer name, e.g. example.com.", required: true),
+        .value("model", "NAME", "Device model, e.g. c7960.", required: true),
+    ]
 
-    @Option(help: "Device model, e.g. c7960.")
+    public var manufacturer: String
     public var model: String
 
-    public init() {}
+    public init(_ arguments: ParsedArguments) {
+        (manufacturer, model) = (arguments.required("manufacturer"), arguments.required("model"))
+    }
 
     /// Both names, or a usage error: each is one URI path segment (SPEC §4).
     public func checked() throws -> (manufacturer: String, model: String) {
@@ -24,35 +27,42 @@ public struct ProductOptions: ParsableArguments {
 }
 
 /// `--trust`: the public keys a device or a verifier trusts.
-public struct TrustOptions: ParsableArguments {
-    @Option(help: "Trusted public key (PEM SPKI, or RFC 8554 bytes for HSS-LMS); repeat to trust several.")
-    public var trust: [String] = []
+public struct TrustOptions: Sendable {
+    public static let options: [OptionSpec] = [
+        .repeated("trust", "FILE", "Trusted public key (PEM SPKI, or RFC 8554 bytes for HSS-LMS); repeat to trust several."),
+    ]
 
-    public init() {}
+    public var trust: [String]
+
+    public init(_ arguments: ParsedArguments) { trust = arguments.strings("trust") }
 
     public func keys() throws -> [PublicKey] { try loadTrustedKeys(trust) }
 }
 
 /// How a client fetches: block size, patience, DTLS key.
-public struct ClientTransportOptions: ParsableArguments {
-    @Option(name: .customLong("block-size"), help: "Block2 size in bytes: 16, 32, 64, 128, 256, 512 or 1024.")
-    public var blockSize = 1024
+public struct ClientTransportOptions: Sendable {
+    public static let options: [OptionSpec] = [
+        .value("block-size", "BYTES", "Block2 size in bytes: 16, 32, 64, 128, 256, 512 or 1024 (default 1024)."),
+        .value("timeout", "SECONDS", "Seconds to wait without progress at one server before moving on (default 30)."),
+        .value("psk-file", "FILE", "DTLS key for coaps:// ('identity:hexkey'; the first one is used)."),
+        .value("window-bytes", "BYTES",
+               "Block2 requests in flight at once, as payload bytes (congestion controlled, at least one block; 0: one block per round trip; default 4096)."),
+        .flag("lock-step", "One block per round trip (the same as --window-bytes 0)."),
+    ]
 
-    @Option(help: "Seconds to wait without progress at one server before moving on.")
-    public var timeout: Double = 30
-
-    @Option(name: .customLong("psk-file"), help: ArgumentHelp("DTLS key for coaps:// ('identity:hexkey'; the first one is used).", valueName: "FILE"))
+    public var blockSize: Int
+    public var timeout: Double
     public var pskFile: String?
+    public var windowBytes: Int
+    public var lockStep: Bool
 
-    @Option(name: .customLong("window-bytes"), help: ArgumentHelp(
-        "Block2 requests in flight at once, as payload bytes (congestion controlled, at least one block; 0: one block per round trip).",
-        valueName: "BYTES"))
-    public var windowBytes = 4096
-
-    @Flag(name: .customLong("lock-step"), help: "One block per round trip (the same as --window-bytes 0).")
-    public var lockStep = false
-
-    public init() {}
+    public init(_ arguments: ParsedArguments) throws {
+        blockSize = try arguments.int("block-size", default: 1024)
+        timeout = try arguments.double("timeout", default: 30)
+        pskFile = arguments.string("psk-file")
+        windowBytes = try arguments.int("window-bytes", default: 4096)
+        lockStep = arguments.flag("lock-step")
+    }
 
     /// The window's byte budget (0: lock-step), or a usage error.
     public func checkedWindowBytes() throws -> Int {
@@ -83,34 +93,40 @@ public struct ClientTransportOptions: ParsableArguments {
 }
 
 /// The shape of a new HSS-LMS key (`keygen --alg HSS-LMS`).
-public struct HSSKeyOptions: ParsableArguments {
-    @Option(help: "HSS-LMS: number of HSS levels, 1-8 (default 1).")
+public struct HSSKeyOptions: Sendable {
+    public static let options: [OptionSpec] = [
+        .value("levels", "N", "HSS-LMS: number of HSS levels, 1-8 (default 1)."),
+        .value("height", "H", "HSS-LMS: LMS tree height per level: 5, 10 or 15 (default 10)."),
+        .value("w", "W", "HSS-LMS: Winternitz parameter: 1, 2, 4 or 8 (default 4)."),
+    ]
+
     public var levels: Int?
-
-    @Option(help: "HSS-LMS: LMS tree height per level: 5, 10 or 15 (default 10).")
     public var height: Int?
-
-    @Option(help: "HSS-LMS: Winternitz parameter: 1, 2, 4 or 8 (default 4).")
     public var w: Int?
 
-    public init() {}
+    public init(_ arguments: ParsedArguments) throws {
+        (levels, height, w) = (try arguments.int("levels"), try arguments.int("height"), try arguments.int("w"))
+    }
 
     public var isEmpty: Bool { levels == nil && height == nil && w == nil }
 }
 
 /// DTLS for `serve`: pre-shared keys and X.509.
-public struct DTLSServerOptions: ParsableArguments {
-    @Option(name: .customLong("psk-file"), help: ArgumentHelp("DTLS pre-shared keys, one 'identity:hexkey' per line.", valueName: "FILE"))
+public struct DTLSServerOptions: Sendable {
+    public static let options: [OptionSpec] = [
+        .value("psk-file", "FILE", "DTLS pre-shared keys, one 'identity:hexkey' per line."),
+        .value("cert", "FILE", "DTLS server certificate (PEM)."),
+        .value("cert-key", "FILE", "Private key of --cert (PEM)."),
+        .value("ca", "FILE", "CA certificate (PEM) that client certificates must chain to."),
+    ]
+
     public var pskFile: String?
-
-    @Option(help: ArgumentHelp("DTLS server certificate (PEM).", valueName: "FILE"))
     public var cert: String?
-
-    @Option(name: .customLong("cert-key"), help: ArgumentHelp("Private key of --cert (PEM).", valueName: "FILE"))
     public var certKey: String?
-
-    @Option(help: ArgumentHelp("CA certificate (PEM) that client certificates must chain to.", valueName: "FILE"))
     public var ca: String?
 
-    public init() {}
+    public init(_ arguments: ParsedArguments) {
+        (pskFile, cert, certKey, ca) = (arguments.string("psk-file"), arguments.string("cert"), arguments.string("cert-key"),
+                                        arguments.string("ca"))
+    }
 }

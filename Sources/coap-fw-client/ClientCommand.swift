@@ -1,9 +1,5 @@
-import ArgumentParser
+import CoapFirmwareCLI
 
-struct ClientCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "coap-fw-client",
-        abstract: "Check and install signed firmware on a device.",
-        subcommands: [Update.self, Status.self, Verify.self, Fetch.self]
-    )
-}
+let clientCommand = CommandSpec(
+    "coap-fw-client", abstract: "Check and install signed firmware on a device.",
+    subcommands: [Update.command, Status.command, Verify.command, Fetch.command])

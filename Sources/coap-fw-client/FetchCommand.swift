@@ -1,4 +1,3 @@
-import ArgumentParser
 import CoapFirmware
 import CoapFirmwareCLI
 import CoapFirmwareCore
@@ -7,19 +6,23 @@ import CoapFirmwareDevice
 /// A plain block-wise download with the update's transport and no
 /// verification: for debugging a server, and as the benchmark's "raw
 /// transfer" baseline against which verification overhead is measured.
-struct Fetch: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Download one resource block by block, without verifying it (debugging, benchmarks).")
+struct Fetch {
+    static let command = CommandSpec(
+        "fetch", abstract: "Download one resource block by block, without verifying it (debugging, benchmarks).",
+        options: [.value("output", "FILE", "Write the body here (default: discard).", short: "o")]
+            + ClientTransportOptions.options + VerbosityOptions.options,
+        arguments: [ArgumentSpec("uri", "coap:// or coaps:// URI.")]
+    ) { try Fetch($0).run() }
 
-    @Argument(help: "coap:// or coaps:// URI.")
     var uri: String
-
-    @Option(name: .shortAndLong, help: "Write the body here (default: discard).")
     var output: String?
+    var transport: ClientTransportOptions
+    var verbosity: VerbosityOptions
 
-    @OptionGroup var transport: ClientTransportOptions
-
-    @OptionGroup var verbosity: VerbosityOptions
+    init(_ a: ParsedArguments) throws {
+        (uri, output) = (a.positional(0) ?? "", a.string("output"))
+        (transport, verbosity) = (try ClientTransportOptions(a), VerbosityOptions(a))
+    }
 
     func run() throws {
         let logger = verbosity.logger("coap-fw-client")

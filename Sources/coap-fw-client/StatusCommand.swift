@@ -1,16 +1,20 @@
-import ArgumentParser
 import CoapFirmware
 import CoapFirmwareCLI
 import CoapFirmwareCore
 
-struct Status: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show the installed firmware.")
+struct Status {
+    static let command = CommandSpec(
+        "status", abstract: "Show the installed firmware.",
+        options: [
+            .value("state", "DIR", "State folder.", required: true),
+            .flag("json", "Print one JSON object: version, timestamp, components (name, size, sha256, path)."),
+        ]
+    ) { try Status($0).run() }
 
-    @Option(help: "State folder.")
     var state: String
+    var json: Bool
 
-    @Flag(help: "Print one JSON object: version, timestamp, components (name, size, sha256, path).")
-    var json = false
+    init(_ a: ParsedArguments) { (state, json) = (a.required("state"), a.flag("json")) }
 
     func run() throws {
         guard FileSystem.isDirectory(state) else { throw CommandFailure.usage("--state \(state): no such folder") }

@@ -1,4 +1,3 @@
-import ArgumentParser
 import CoapFirmware
 import CoapFirmwareCLI
 import CoapFirmwareCore
@@ -7,9 +6,9 @@ import CoapFirmwareDevice
 import Glibc
 #endif
 
-struct Update: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Find a firmware server, verify the manifest, download and install the update.",
+struct Update {
+    static let command = CommandSpec(
+        "update", abstract: "Find a firmware server, verify the manifest, download and install the update.",
         discussion: """
             Discovery (SPEC §4): first the local server coap://_firmware.<domain>/.well-known/firmware/<m>/<model>/manifest.cbor \
             (domain from --domain or /etc/resolv.conf), then --origin. A server that is unreachable, times out, answers \
@@ -18,47 +17,46 @@ struct Update: ParsableCommand {
             --origin takes a full manifest URI, or just coap://host[:port] for the standard path.
             --resolve HOST:ADDR[:PORT] maps a host name to an address (and port), like curl's.
             Exit status: 0 updated or up-to-date, 1 failed or rejected, 2 usage error.
-            """)
+            """,
+        options: TrustOptions.options + ProductOptions.options + [
+            .value("state", "DIR", "State folder: installed firmware, staging slot, resume data.", required: true),
+            .value("domain", "DOMAIN", "Local domain for discovery (default: /etc/resolv.conf's domain or first search entry)."),
+            .value("origin", "URI", "The manufacturer's origin server (coap:// or coaps:// URI)."),
+            .value("format", "FORMAT", "Manifest format to ask for: cbor (COSE_Sign1, the default) or json (JWS)."),
+            .repeated("resolve", "HOST:ADDR[:PORT]", "Map a host name to an address, like curl (repeat)."),
+            .value("slot-size", "BYTES", "Staging slot capacity in bytes (default: unlimited)."),
+        ] + ClientTransportOptions.options + [
+            .value("ack-timeout", "SECONDS",
+                   "RFC 7252 ACK_TIMEOUT in seconds (1 to 60, default 2): the first retransmission's wait (doubles each time)."),
+            .value("max-retransmit", "N", "RFC 7252 MAX_RETRANSMIT: retransmissions of one message before it is given up (default 4)."),
+            .value("origin-check", "SECONDS",
+                   "After a local server answers up-to-date, ask the origin too when it was last asked this many seconds ago or more (0: every time; default 86400)."),
+            .flag("json", "Print one JSON object (SPEC §7) instead of text."),
+        ] + VerbosityOptions.options
+    ) { try Update($0).run() }
 
-    @OptionGroup var trust: TrustOptions
-
-    @OptionGroup var product: ProductOptions
-
-    @Option(help: "State folder: installed firmware, staging slot, resume data.")
+    var trust: TrustOptions
+    var product: ProductOptions
     var state: String
-
-    @Option(help: "Local domain for discovery (default: /etc/resolv.conf's domain or first search entry).")
     var domain: String?
-
-    @Option(help: "The manufacturer's origin server (coap:// or coaps:// URI).")
     var origin: String?
-
-    @Option(help: "Manifest format to ask for: cbor (COSE_Sign1) or json (JWS).")
-    var format: String = "cbor"
-
-    @Option(help: ArgumentHelp("Map a host name to an address, like curl (repeat).", valueName: "HOST:ADDR[:PORT]"))
-    var resolve: [String] = []
-
-    @Option(name: .customLong("slot-size"), help: "Staging slot capacity in bytes (default: unlimited).")
+    var format: String
+    var resolve: [String]
     var slotSize: UInt64?
-
-    @OptionGroup var transport: ClientTransportOptions
-
-    @Option(name: .customLong("ack-timeout"), help: "RFC 7252 ACK_TIMEOUT in seconds (1 to 60): the first retransmission's wait (doubles each time).")
-    var ackTimeout: Double = 2
-
-    @Option(name: .customLong("max-retransmit"), help: "RFC 7252 MAX_RETRANSMIT: retransmissions of one message before it is given up.")
-    var maxRetransmit = 4
-
-    @Option(name: .customLong("origin-check"), help: ArgumentHelp(
-        "After a local server answers up-to-date, ask the origin too when it was last asked this many seconds ago or more (0: every time).",
-        valueName: "SECONDS"))
+    var transport: ClientTransportOptions
+    var ackTimeout: Double
+    var maxRetransmit: Int
     var originCheck: Double?
+    var json: Bool
+    var verbosity: VerbosityOptions
 
-    @Flag(help: "Print one JSON object (SPEC §7) instead of text.")
-    var json = false
-
-    @OptionGroup var verbosity: VerbosityOptions
+    init(_ a: ParsedArguments) throws {
+        (trust, product, state) = (TrustOptions(a), ProductOptions(a), a.required("state"))
+        (domain, origin, format) = (a.string("domain"), a.string("origin"), a.string("format") ?? "cbor")
+        (resolve, slotSize, transport) = (a.strings("resolve"), try a.uint64("slot-size"), try ClientTransportOptions(a))
+        (ackTimeout, maxRetransmit) = (try a.double("ack-timeout", default: 2), try a.int("max-retransmit", default: 4))
+        (originCheck, json, verbosity) = (try a.double("origin-check"), a.flag("json"), VerbosityOptions(a))
+    }
 
     func run() throws {
         let logger = verbosity.logger("coap-fw-client")

@@ -1,29 +1,32 @@
-import ArgumentParser
 import CoapFirmware
 import CoapFirmwareCLI
 import CoapFirmwareCore
 
-struct Verify: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Verify a signed manifest offline, and images against it.",
+struct Verify {
+    static let command = CommandSpec(
+        "verify", abstract: "Verify a signed manifest offline, and images against it.",
         discussion: """
             The format (COSE_Sign1 or JWS) is detected from the content. Images are matched to the \
             manifest's images in order. Exit status 0 only if the signature holds under a trusted key \
             and every given image matches its size and every listed digest.
-            """)
+            """,
+        options: TrustOptions.options + [
+            .repeated("image", "FILE", "An image file to check against the manifest (repeat, in component order)."),
+            .flag("json", "Print one JSON object instead of text."),
+        ] + VerbosityOptions.options,
+        arguments: [ArgumentSpec("manifest", "The signed manifest file (manifest.cbor or manifest.json).")]
+    ) { try Verify($0).run() }
 
-    @OptionGroup var trust: TrustOptions
-
-    @Argument(help: "The signed manifest file (manifest.cbor or manifest.json).")
+    var trust: TrustOptions
     var manifest: String
+    var image: [String]
+    var json: Bool
+    var verbosity: VerbosityOptions
 
-    @Option(help: "An image file to check against the manifest (repeat, in component order).")
-    var image: [String] = []
-
-    @Flag(help: "Print one JSON object instead of text.")
-    var json = false
-
-    @OptionGroup var verbosity: VerbosityOptions
+    init(_ a: ParsedArguments) {
+        (trust, manifest, image) = (TrustOptions(a), a.positional(0) ?? "", a.strings("image"))
+        (json, verbosity) = (a.flag("json"), VerbosityOptions(a))
+    }
 
     func run() throws {
         _ = verbosity.logger("coap-fw-client")

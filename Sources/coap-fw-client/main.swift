@@ -1,3 +1,3 @@
 import CoapFirmwareCLI
 
-runMain(ClientCommand.self)
+runMain(clientCommand)

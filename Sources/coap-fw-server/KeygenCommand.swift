@@ -1,31 +1,35 @@
-import ArgumentParser
 import CoapFirmware
 import CoapFirmwareCLI
 import CoapFirmwareCore
 import CoapFirmwareDevice
 
-struct Keygen: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Create a manifest signing key pair.",
+struct Keygen {
+    static let command = CommandSpec(
+        "keygen", abstract: "Create a manifest signing key pair.",
         discussion: """
             ES256 and EdDSA: writes DIR/private.pem (PKCS#8, mode 0600) and DIR/public.pem (SPKI). \
             HSS-LMS: writes DIR/private.hss (stateful: it counts the one-time signatures used; \
             mode 0600, back it up only while no publish runs) and DIR/public.hss (RFC 8554 bytes). \
             Prints the key id (kid) and, for HSS-LMS, how many signatures the key can make.
-            """)
+            """,
+        options: [
+            .value("alg", "ALG", "Signature algorithm: ES256, EdDSA or HSS-LMS.", required: true),
+            .value("out", "DIR", "Folder to write the key pair into (created if missing).", required: true),
+        ] + HSSKeyOptions.options + [
+            .flag("force", "Overwrite an existing key pair in DIR."),
+        ] + VerbosityOptions.options
+    ) { try Keygen($0).run() }
 
-    @Option(help: "Signature algorithm: ES256, EdDSA or HSS-LMS.")
     var alg: String
-
-    @Option(help: "Folder to write the key pair into (created if missing).")
     var out: String
+    var hss: HSSKeyOptions
+    var force: Bool
+    var verbosity: VerbosityOptions
 
-    @OptionGroup var hss: HSSKeyOptions
-
-    @Flag(help: "Overwrite an existing key pair in DIR.")
-    var force = false
-
-    @OptionGroup var verbosity: VerbosityOptions
+    init(_ a: ParsedArguments) throws {
+        (alg, out, hss) = (a.required("alg"), a.required("out"), try HSSKeyOptions(a))
+        (force, verbosity) = (a.flag("force"), VerbosityOptions(a))
+    }
 
     func run() throws {
         _ = verbosity.logger("coap-fw-server")

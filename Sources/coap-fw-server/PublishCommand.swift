@@ -1,4 +1,3 @@
-import ArgumentParser
 import CoapFirmware
 import CoapFirmwareCLI
 import CoapFirmwareCore
@@ -7,47 +6,47 @@ import CoapFirmwareDevice
 import Glibc
 #endif
 
-struct Publish: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Sign a release and publish it into a repository folder.",
+struct Publish {
+    static let command = CommandSpec(
+        "publish", abstract: "Sign a release and publish it into a repository folder.",
         discussion: """
             Writes <repo>/.well-known/firmware/<manufacturer>/<model>/manifest.cbor (COSE_Sign1), \
             manifest.json (JWS) and the images under <version>/. A published version is never \
             overwritten, nor a newer one superseded, without --force.
-            """)
+            """,
+        options: RepositoryOptions.options + [
+            .value("key", "FILE", "Private signing key (PEM, or private.hss) from keygen.", required: true),
+        ] + ProductOptions.options + [
+            .value("version", "A.B.C", "Firmware version major.minor.revision.", required: true),
+            .value("image", "FILE", "The image file of a single-image release."),
+            .repeated("component", "NAME=FILE", "A component of a split release, in install order (repeat)."),
+            .value("timestamp", "TIME", "Creation time (RFC 3339 or seconds since 1970); default: now."),
+            .repeated("digest", "ALG", "Digest algorithm to list: sha256, sha384, sha512 (repeat; default sha256)."),
+            .value("key-info", "FILE", "Announce this public key (PEM) as the manufacturer's next key (key rollover)."),
+            .flag("force", "Replace a published version, publish below the current one, or with a timestamp more than a day ahead."),
+            .flag("allow-insecure-key", "Use a private key file that others can read (refused by default)."),
+        ] + VerbosityOptions.options
+    ) { try Publish($0).run() }
 
-    @OptionGroup var repository: RepositoryOptions
-
-    @Option(help: "Private signing key (PEM) from keygen.")
+    var repository: RepositoryOptions
     var key: String
-
-    @OptionGroup var product: ProductOptions
-
-    @Option(help: "Firmware version major.minor.revision.")
+    var product: ProductOptions
     var version: String
-
-    @Option(help: "The image file of a single-image release.")
     var image: String?
-
-    @Option(name: .customLong("component"), help: ArgumentHelp("A component of a split release, in install order (repeat).", valueName: "NAME=FILE"))
-    var components: [String] = []
-
-    @Option(help: "Creation time (RFC 3339 or seconds since 1970); default: now.")
+    var components: [String]
     var timestamp: String?
-
-    @Option(name: .customLong("digest"), help: "Digest algorithm to list: sha256, sha384, sha512 (repeat; default sha256).")
-    var digests: [String] = []
-
-    @Option(name: .customLong("key-info"), help: "Announce this public key (PEM) as the manufacturer's next key (key rollover).")
+    var digests: [String]
     var keyInfo: String?
+    var force: Bool
+    var allowInsecureKey: Bool
+    var verbosity: VerbosityOptions
 
-    @Flag(help: "Replace a published version, publish below the current one, or with a timestamp more than a day ahead.")
-    var force = false
-
-    @Flag(help: "Use a private key file that others can read (refused by default).")
-    var allowInsecureKey = false
-
-    @OptionGroup var verbosity: VerbosityOptions
+    init(_ a: ParsedArguments) {
+        (repository, key, product, version) = (RepositoryOptions(a), a.required("key"), ProductOptions(a), a.required("version"))
+        (image, components, timestamp) = (a.string("image"), a.strings("component"), a.string("timestamp"))
+        (digests, keyInfo, force) = (a.strings("digest"), a.string("key-info"), a.flag("force"))
+        (allowInsecureKey, verbosity) = (a.flag("allow-insecure-key"), VerbosityOptions(a))
+    }
 
     func run() throws {
         _ = verbosity.logger("coap-fw-server")

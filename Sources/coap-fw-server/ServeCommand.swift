@@ -1,4 +1,3 @@
-import ArgumentParser
 import CoapFirmware
 import CoapFirmwareCLI
 import CoapFirmwareCore
@@ -9,9 +8,9 @@ import Glibc
 /// Set from the signal handler, read by the serving loop.
 nonisolated(unsafe) private var stopSignal: sig_atomic_t = 0
 
-struct Serve: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Serve a firmware repository over CoAP (and coaps with DTLS).",
+struct Serve {
+    static let command = CommandSpec(
+        "serve", abstract: "Serve a firmware repository over CoAP (and coaps with DTLS).",
         discussion: """
             Serves the repository folder as SPEC §4 lays it out: manifests at \
             /.well-known/firmware/<manufacturer>/<model>/manifest.{cbor,json} (also under \
@@ -22,37 +21,45 @@ struct Serve: ParsableCommand {
             Examples:
               coap-fw-server serve --repo /srv/firmware
               coap-fw-server serve --repo repo --listen 127.0.0.1:5683 --psk-file psk.txt --listen-dtls 127.0.0.1:5684
-            """)
+            """,
+        options: RepositoryOptions.options + [
+            .repeated("listen", "ADDR:PORT", "Plain CoAP address to listen on (repeat). Default: [::]:5683 and 0.0.0.0:5683."),
+            .flag("no-plain", "Turn plain (unencrypted) CoAP off; serve coaps only."),
+            .repeated("listen-dtls", "ADDR:PORT", "coaps address to listen on (repeat). Default with DTLS: [::]:5684 and 0.0.0.0:5684."),
+        ] + DTLSServerOptions.options + [
+            .value("max-sessions", "N", "Most idle sessions kept; past it the oldest idle one is freed (default 1000)."),
+            .value("max-observers", "N",
+                   "Most observing sessions in all (32 per peer address); past it the oldest registration is dropped (default 1000)."),
+            .value("idle-timeout", "SECONDS", "Seconds before an idle session is dropped (default 300)."),
+            .value("echo", "MODE",
+                   "RFC 9175 Echo before answering a peer address not yet verified: off (default) or all (libcoap and coap-fw-client repeat the request; aiocoap and CoAPthon3 do not)."),
+            .value("echo-trust", "SECONDS", "With --echo all: seconds a verified address stays verified after its last request (default 600)."),
+        ] + VerbosityOptions.options
+    ) { try Serve($0).run() }
 
-    @OptionGroup var repository: RepositoryOptions
+    var repository: RepositoryOptions
+    var listen: [String]
+    var noPlain: Bool
+    var listenDTLS: [String]
+    var dtls: DTLSServerOptions
+    var maxSessions: Int
+    var maxObservers: Int
+    var idleTimeout: Int
+    var echo: EchoMode
+    var echoTrust: Int
+    var verbosity: VerbosityOptions
 
-    @Option(help: ArgumentHelp("Plain CoAP address to listen on (repeat). Default: [::]:5683 and 0.0.0.0:5683.", valueName: "ADDR:PORT"))
-    var listen: [String] = []
-
-    @Flag(help: "Turn plain (unencrypted) CoAP off; serve coaps only.")
-    var noPlain = false
-
-    @Option(name: .customLong("listen-dtls"), help: ArgumentHelp("coaps address to listen on (repeat). Default with DTLS: [::]:5684 and 0.0.0.0:5684.", valueName: "ADDR:PORT"))
-    var listenDTLS: [String] = []
-
-    @OptionGroup var dtls: DTLSServerOptions
-
-    @Option(name: .customLong("max-sessions"), help: "Most idle sessions kept; past it the oldest idle one is freed.")
-    var maxSessions = 1000
-
-    @Option(name: .customLong("max-observers"), help: "Most observing sessions in all (32 per peer address); past it the oldest registration is dropped.")
-    var maxObservers = 1000
-
-    @Option(name: .customLong("idle-timeout"), help: "Seconds before an idle session is dropped.")
-    var idleTimeout = 300
-
-    @Option(help: ArgumentHelp("RFC 9175 Echo before answering a peer address not yet verified: off or all (libcoap and coap-fw-client repeat the request; aiocoap and CoAPthon3 do not).", valueName: "MODE"))
-    var echo = EchoMode.off
-
-    @Option(name: .customLong("echo-trust"), help: ArgumentHelp("With --echo all: seconds a verified address stays verified after its last request.", valueName: "SECONDS"))
-    var echoTrust = 600
-
-    @OptionGroup var verbosity: VerbosityOptions
+    init(_ a: ParsedArguments) throws {
+        (repository, listen, noPlain) = (RepositoryOptions(a), a.strings("listen"), a.flag("no-plain"))
+        (listenDTLS, dtls) = (a.strings("listen-dtls"), DTLSServerOptions(a))
+        maxSessions = try a.int("max-sessions", default: 1000)
+        maxObservers = try a.int("max-observers", default: 1000)
+        idleTimeout = try a.int("idle-timeout", default: 300)
+        echoTrust = try a.int("echo-trust", default: 600)
+        let mode = a.string("echo") ?? "off"
+        guard let echo = EchoMode(rawValue: mode) else { throw CommandFailure.usage("--echo \(mode): expected off or all") }
+        (self.echo, verbosity) = (echo, VerbosityOptions(a))
+    }
 
     func run() throws {
         let logger = verbosity.logger("coap-fw-server", quiet: .notice)
@@ -106,4 +113,3 @@ struct Serve: ParsableCommand {
     }
 }
 
-extension EchoMode: ExpressibleByArgument {}

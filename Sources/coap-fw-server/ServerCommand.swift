@@ -1,13 +1,9 @@
-import ArgumentParser
+import CoapFirmwareCLI
 
-struct ServerCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "coap-fw-server",
-        abstract: "Publish signed firmware releases and serve them over CoAP.",
-        discussion: """
-            A manufacturer creates a key once (keygen), signs each release into a \
-            repository folder (publish), and a border router serves that folder.
-            """,
-        subcommands: [Keygen.self, Publish.self, Serve.self]
-    )
-}
+let serverCommand = CommandSpec(
+    "coap-fw-server", abstract: "Publish signed firmware releases and serve them over CoAP.",
+    discussion: """
+        A manufacturer creates a key once (keygen), signs each release into a repository folder \
+        (publish), and a border router serves that folder.
+        """,
+    subcommands: [Keygen.command, Publish.command, Serve.command])

@@ -1,3 +1,3 @@
 import CoapFirmwareCLI
 
-runMain(ServerCommand.self)
+runMain(serverCommand)
