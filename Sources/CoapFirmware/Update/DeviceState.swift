@@ -14,6 +14,7 @@ import CoapFirmwareDevice
 ///     staging/resume.json           where an interrupted download stops
 ///     lock                          flock(2): one updater at a time
 ///     origin-checked                when the origin last answered (epoch seconds)
+///     trust.json                    keys adopted from key-info, retired kids (TrustStore)
 ///
 /// Installing builds a complete release folder, fsyncs it, then replaces
 /// the `installed` symlink with one rename: a power cut leaves either the
@@ -132,6 +133,16 @@ public final class DeviceState {
         } catch {
             throw .badManifest(field: "release.json", reason: "\(path): \(error)")
         }
+    }
+
+    /// The signed manifest of the installed release, as it was received (nil when
+    /// nothing is installed, or for a release installed before it was kept).
+    public func installedEnvelope() -> [UInt8]? {
+        for format in [ManifestFormat.cbor, .json] {
+            let path = "\(installedDirectory)/\(format.fileName)"
+            if FileSystem.exists(path), let bytes = try? FileSystem.read(path, limit: 1 << 20) { return bytes }
+        }
+        return nil
     }
 
     /// Installs the staged images of a verified manifest (SPEC §6).

@@ -9,9 +9,34 @@ public final class Updater {
     private let logger: Logger
     private let progress: ((Progress) -> Void)?
     private(set) var bytesTransferred: UInt64 = 0
+    /// The trust set of this run (anchors, adopted keys, retired kids).
+    public private(set) var trust: TrustStore
+
 
     public init(options: UpdateOptions, logger: Logger, progress: ((Progress) -> Void)? = nil) {
         (self.options, self.logger, self.progress) = (options, logger, progress)
+        trust = TrustStore(anchors: options.trustedKeys)
+    }
+
+    /// Applies the key-rollover rules to the installed release (re-verified under
+    /// the current set) and saves the set when it changed. Idempotent: it runs at
+    /// the start of every update too, so an install whose trust file was not
+    /// written yet (a kill, a full disk) is caught up on the next run.
+    private func reconcileTrust(_ state: DeviceState) {
+        guard let envelope = state.installedEnvelope(),
+              let verified = try? ManifestVerifier(trustedKeys: trust.keys).verify(envelope) else { return }
+        var next = trust
+        guard next.apply(installed: verified) else { return }
+        do {
+            try next.save(state: state.root)
+            for a in next.adopted where !trust.adopted.contains(where: { $0.key.kid == a.key.kid }) {
+                logger.notice("adopted key \(Hex.encode(a.key.kid)) announced by \(a.announcedBy)")
+            }
+            for kid in next.retired where !trust.retired.contains(kid) { logger.notice("retired key \(Hex.encode(kid))") }
+            trust = next
+        } catch {
+            logger.warning("\(TrustStore.path(state: state.root)): \(error.description); the key-info is adopted on the next run")
+        }
     }
 
     /// Runs discovery and the update; throws only when the state folder is unusable.
@@ -25,6 +50,14 @@ public final class Updater {
         } catch {
             throw FileSystemError(path: state.installedDirectory, reason: error.description)
         }
+        // A trust file that cannot be read stops the run: starting over from the
+        // anchors would bring retired keys back.
+        do {
+            trust = try TrustStore.load(state: state.root, anchors: options.trustedKeys)
+        } catch {
+            throw FileSystemError(path: TrustStore.path(state: state.root), reason: error.description)
+        }
+        reconcileTrust(state)
 
         var candidates: [CoapURI] = []
         if let domain = options.domain ?? ResolvConf.domain() {
@@ -42,6 +75,7 @@ public final class Updater {
             let before = bytesTransferred
             var (attempt, answered) = attemptServer(uri, state: state, installed: installed)
             attempt.bytes = bytesTransferred - before
+            if attempt.result == .updated { reconcileTrust(state) }
             attempts.append(attempt)
             // The origin was heard only if it gave a verified manifest that
             // settles the question (a failed download asks again next run).
@@ -92,7 +126,7 @@ public final class Updater {
         client.maxRetransmit = options.maxRetransmit
         let requester = Requester(client: client, timeout: options.timeout, exchangeTimeout: options.exchangeTimeout,
                                   mappings: options.resolve, windowBytes: options.windowBytes, logger: logger)
-        let transfer = Transfer(requester: requester, state: state, szx: options.szx, trustedKeys: options.trustedKeys,
+        let transfer = Transfer(requester: requester, state: state, szx: options.szx, trustedKeys: trust.keys,
                                 logger: logger, progress: { [weak self] p, bytes in
                                     self?.bytesTransferred += bytes
                                     self?.progress?(p)
