@@ -31,6 +31,8 @@ struct Update {
             .value("max-retransmit", "N", "RFC 7252 MAX_RETRANSMIT: retransmissions of one message before it is given up (default 4)."),
             .value("origin-check", "SECONDS",
                    "After a local server answers up-to-date, ask the origin too when it was last asked this many seconds ago or more (0: every time; default 86400)."),
+            .value("device-id", "ID", "This device's id in reports (default: /etc/machine-id)."),
+            .flag("no-report", "Do not tell the server how the run went (a report never changes the result)."),
             .flag("json", "Print one JSON object (SPEC §7) instead of text."),
         ] + VerbosityOptions.options
     ) { try Update($0).run() }
@@ -48,6 +50,8 @@ struct Update {
     var maxRetransmit: Int
     var originCheck: Double?
     var json: Bool
+    var deviceID: String?
+    var noReport: Bool
     var verbosity: VerbosityOptions
 
     init(_ a: ParsedArguments) throws {
@@ -56,6 +60,7 @@ struct Update {
         (resolve, slotSize, transport) = (a.strings("resolve"), try a.uint64("slot-size"), try ClientTransportOptions(a))
         (ackTimeout, maxRetransmit) = (try a.double("ack-timeout", default: 2), try a.int("max-retransmit", default: 4))
         (originCheck, json, verbosity) = (try a.double("origin-check"), a.flag("json"), VerbosityOptions(a))
+        (deviceID, noReport) = (a.string("device-id"), a.flag("no-report"))
     }
 
     func run() throws {
@@ -107,10 +112,15 @@ struct Update {
             throw CommandFailure.usage("no server to ask: give --origin, or --domain (no domain in /etc/resolv.conf)")
         }
 
+        if let deviceID, !FleetReport.isValidDeviceID(deviceID) {
+            throw CommandFailure.usage("--device-id \(deviceID): expected 1 to 64 printable characters without spaces")
+        }
+
         let bar = ProgressBar(enabled: !json && isatty(1) == 1)
+        let updater = Updater(options: options, logger: logger, progress: bar.update)
         let report: UpdateReport
         do {
-            report = try Updater(options: options, logger: logger, progress: bar.update).run()
+            report = try updater.run()
         } catch {
             // The state folder cannot be used: nothing was tried, nothing changed.
             let reason = "--state \(state): \(error.description)"
@@ -129,6 +139,13 @@ struct Update {
             default:
                 for a in report.attempts { printError("  \(a.uri): \(a.result)\(a.reason.map { ": \($0)" } ?? "")") }
                 printError("coap-fw-client: \(report.result)\(report.reason.map { ": \($0)" } ?? "")")
+            }
+        }
+        if !noReport {
+            if let id = deviceID ?? Updater.machineID() {
+                if let why = updater.sendReport(report, deviceID: id) { logger.info("report not sent: \(why)") }
+            } else {
+                logger.info("no report: no --device-id and no /etc/machine-id")
             }
         }
         if report.result.exitStatus != 0 { throw CommandFailure(status: report.result.exitStatus, "") }

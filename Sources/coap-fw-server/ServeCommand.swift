@@ -34,6 +34,9 @@ struct Serve {
             .value("echo", "MODE",
                    "RFC 9175 Echo before answering a peer address not yet verified: off (default) or all (libcoap and coap-fw-client repeat the request; aiocoap and CoAPthon3 do not)."),
             .value("echo-trust", "SECONDS", "With --echo all: seconds a verified address stays verified after its last request (default 600)."),
+            .value("report-log-bytes", "BYTES",
+                   "Devices' reports: rotate <repo>/.reports/<m>/<model>.jsonl to .jsonl.1 past this size (default 1048576)."),
+            .value("reports-per-minute", "N", "Devices' reports: at most this many per peer address a minute, then 4.29 (default 5)."),
         ] + VerbosityOptions.options
     ) { try Serve($0).run() }
 
@@ -47,6 +50,8 @@ struct Serve {
     var idleTimeout: Int
     var echo: EchoMode
     var echoTrust: Int
+    var reportLogBytes: Int
+    var reportsPerMinute: Int
     var verbosity: VerbosityOptions
 
     init(_ a: ParsedArguments) throws {
@@ -56,6 +61,8 @@ struct Serve {
         maxObservers = try a.int("max-observers", default: 1000)
         idleTimeout = try a.int("idle-timeout", default: 300)
         echoTrust = try a.int("echo-trust", default: 600)
+        reportLogBytes = try a.int("report-log-bytes", default: 1 << 20)
+        reportsPerMinute = try a.int("reports-per-minute", default: 5)
         let mode = a.string("echo") ?? "off"
         guard let echo = EchoMode(rawValue: mode) else { throw CommandFailure.usage("--echo \(mode): expected off or all") }
         (self.echo, verbosity) = (echo, VerbosityOptions(a))
@@ -65,12 +72,15 @@ struct Serve {
         let logger = verbosity.logger("coap-fw-server", quiet: .notice)
 
         for (option, value, range) in [("--max-sessions", maxSessions, 1...1_000_000), ("--max-observers", maxObservers, 1...1_000_000),
-                                       ("--idle-timeout", idleTimeout, 1...86_400), ("--echo-trust", echoTrust, 1...86_400)] where !range.contains(value) {
+                                       ("--idle-timeout", idleTimeout, 1...86_400), ("--echo-trust", echoTrust, 1...86_400),
+                                       ("--report-log-bytes", reportLogBytes, 256...(1 << 30)), ("--reports-per-minute", reportsPerMinute, 1...10_000)]
+            where !range.contains(value) {
             throw CommandFailure.usage("\(option) \(value): expected \(range.lowerBound) to \(range.upperBound)")
         }
         var config = ServerConfiguration(repository: repository.repo)
         (config.maxSessions, config.maxObservers, config.idleTimeout) = (maxSessions, maxObservers, idleTimeout)
         (config.echo, config.echoTrustSeconds) = (echo, echoTrust)
+        (config.reportLogBytes, config.reportsPerMinute) = (Int64(reportLogBytes), reportsPerMinute)
         if noPlain {
             config.listen = []
         } else if !listen.isEmpty {

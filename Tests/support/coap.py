@@ -18,8 +18,8 @@ import time
 from dataclasses import dataclass, field
 
 CON, NON, ACK, RST = 0, 1, 2, 3
-GET = 1
-ETAG, OBSERVE, URI_PATH, CONTENT_FORMAT, ACCEPT, BLOCK2, SIZE2 = 4, 6, 11, 12, 17, 23, 28
+GET, POST = 1, 2
+ETAG, OBSERVE, URI_PATH, CONTENT_FORMAT, MAX_AGE, ACCEPT, BLOCK2, SIZE2, SIZE1 = 4, 6, 11, 12, 14, 17, 23, 28, 60
 
 
 def _nibble(n: int) -> tuple[int, bytes]:
@@ -112,17 +112,22 @@ def decode(data: bytes) -> Message:
 
 
 def request(host: str, port: int, path: str = "", *, options=(), code: int = GET,
-            timeout: float = 0.5, resend: float | None = None) -> Message | None:
+            timeout: float = 0.5, resend: float | None = None, payload: bytes = b"",
+            source: str | None = None) -> Message | None:
     """One CON request from a fresh socket (a new session at the server):
-    Uri-Path from ``path`` plus ``options``. The response whose token
-    matches, or None on time-out or an ICMP refusal. With ``resend`` the
-    same message (same Message ID) goes again every ``resend`` seconds
-    until ``timeout``, as a retransmitting client would send it."""
+    Uri-Path from ``path`` plus ``options``, and ``payload``. The response
+    whose token matches, or None on time-out or an ICMP refusal. With
+    ``resend`` the same message (same Message ID) goes again every
+    ``resend`` seconds until ``timeout``, as a retransmitting client would
+    send it. ``source`` binds the socket to that address first (another
+    127.0.0.x is another peer for the server)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     token = os.urandom(4)
     mid = int.from_bytes(os.urandom(2), "big")
-    datagram = encode(CON, code, mid, token, [*uri_path_options(path), *options])
+    datagram = encode(CON, code, mid, token, [*uri_path_options(path), *options], payload)
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        if source:
+            sock.bind((source, 0))
         deadline = time.monotonic() + timeout
         next_send = time.monotonic()
         try:

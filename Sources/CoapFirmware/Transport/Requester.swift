@@ -418,6 +418,48 @@ final class Requester {
         }
     }
 
+    /// One confirmable POST of a small body (at most one block), answered or
+    /// not within `timeout` seconds; a 4.01 with Echo is answered once
+    /// (RFC 9175). Not for bodies that need Block1.
+    func post(_ uri: CoapURI, contentFormat: UInt16, payload: [UInt8], timeout: Double) -> Result<CoapResponse, TransportError> {
+        guard let address = address(for: uri) else { return .failure(.unreachable("cannot resolve \(uri.host)")) }
+        let id = -1
+        var scratch = [UInt8](repeating: 0, count: 1024)
+        return scratch.withUnsafeMutableBytes { buffer -> Result<CoapResponse, TransportError> in
+            var request = CoapRequest(uri: uri, accept: nil, block2: nil, echo: nil, payload: payload, contentFormat: contentFormat)
+            let deadline = monotonicMilliseconds() + Int64(timeout * 1000)
+            var echoed = false
+            do throws(TransportError) {
+                try client.submit(request, address: address, id: id, into: buffer)
+                while true {
+                    let now = monotonicMilliseconds()
+                    guard now < deadline else {
+                        client.forget(id: id)
+                        return .failure(.timeout(seconds: timeout))
+                    }
+                    try client.process(milliseconds: deadline - now)
+                    for completion in client.takeCompletions() where completion.id == id {
+                        switch completion.result {
+                        case .failure(let error): return .failure(error)
+                        case .success(let response):
+                            answered = true
+                            if response.codeClass == 4, response.codeDetail == 1, let echo = response.echo, !echoed {
+                                echoed = true
+                                request.echo = echo
+                                try client.submit(request, address: address, id: id, into: buffer)
+                                continue
+                            }
+                            return .success(response)
+                        }
+                    }
+                }
+            } catch {
+                client.forget(id: id)
+                return .failure(error)
+            }
+        }
+    }
+
     /// Fetches a whole body of at most `limit` bytes, block by block, each
     /// block checked by `BlockReceiver` (the one set of block rules) and
     /// handed to `sink` at its offset; returns the body's length.

@@ -36,6 +36,10 @@ public struct ServerConfiguration: Sendable {
     public var manifestMaxAge = 60
     /// How often the repository is re-scanned for new releases.
     public var rescanMilliseconds: UInt32 = 1000
+    /// Devices' reports (issue #12): a product's log is rotated past this size.
+    public var reportLogBytes: Int64 = 1 << 20
+    /// At most this many reports per peer address a minute (4.29 past it).
+    public var reportsPerMinute = 5
 
     public init(repository: String) { self.repository = repository }
 

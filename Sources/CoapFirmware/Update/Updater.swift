@@ -11,6 +11,8 @@ public final class Updater {
     private(set) var bytesTransferred: UInt64 = 0
     /// The trust set of this run (anchors, adopted keys, retired kids).
     public private(set) var trust: TrustStore
+    /// When `run` began (monotonic milliseconds): a report's duration.
+    private var started: Int64 = 0
 
 
     public init(options: UpdateOptions, logger: Logger, progress: ((Progress) -> Void)? = nil) {
@@ -41,6 +43,7 @@ public final class Updater {
 
     /// Runs discovery and the update; throws only when the state folder is unusable.
     public func run() throws(FileSystemError) -> UpdateReport {
+        started = monotonicMilliseconds()
         let state = try DeviceState(root: options.stateDirectory)
         try state.lock()
         state.cleanUp()
@@ -107,6 +110,46 @@ public final class Updater {
                             bytesTransferred: bytesTransferred, attempts: attempts)
     }
 
+    /// The default device id of a report: `/etc/machine-id` (nil if it is missing or not an id).
+    public static func machineID(path: String = "/etc/machine-id") -> String? {
+        guard let bytes = try? FileSystem.read(path, limit: 256) else { return nil }
+        let id = String(decoding: bytes, as: UTF8.self).trimmingSpaces()
+        return FleetReport.isValidDeviceID(id) ? id : nil
+    }
+
+    /// Tells the server whose manifest this run used (or, when none held, the
+    /// last one that answered) how it went (issue #12): one POST of a
+    /// `FleetReport` to `.../<m>/<model>/report`, waiting at most `timeout`
+    /// seconds (the run's duration, rounded up, travels in it). Returns nil when the server took it, else why not; either
+    /// way the update's result stands.
+    public func sendReport(_ report: UpdateReport, deviceID: String, timeout: Double = 5) -> String? {
+        let seconds = UInt64(max(0, monotonicMilliseconds() - started) + 999) / 1000
+        let answered = report.attempts.last { $0.result != .noServer }?.uri
+        guard let used = (report.source ?? answered).flatMap(CoapURI.init) else { return "no server answered" }
+        let target = CoapURI(secure: used.secure, host: used.host, port: used.port,
+                             path: RepositoryLayout.modelSegments(manufacturer: options.manufacturer, model: options.model) + ["report"])
+        let fields = FleetReport(deviceID: deviceID, result: report.result, version: report.version.flatMap { FirmwareVersion($0) },
+                                 bytes: report.bytesTransferred, seconds: seconds, attempts: UInt64(report.attempts.count))
+        let client: CoapClient
+        do {
+            client = try CoapClient(logger: logger, psk: options.psk)
+        } catch {
+            return error.description
+        }
+        client.ackTimeout = options.ackTimeout
+        client.maxRetransmit = options.maxRetransmit
+        let requester = Requester(client: client, timeout: timeout, exchangeTimeout: timeout, mappings: options.resolve,
+                                  windowBytes: 0, logger: logger)
+        switch requester.post(target, contentFormat: 60, payload: CBOREncoder.encode(fields.cbor), timeout: timeout) {
+        case .failure(let error):
+            return "\(target): \(error.description)"
+        case .success(let response):
+            guard response.codeClass == 2 else { return "\(target): \(response.codeText)" }
+            logger.info("report sent to \(target)")
+            return nil
+        }
+    }
+
     /// One server: fetch and verify its manifest, download, install. Returns
     /// the outcome and whether the server answered at all.
     private func attemptServer(_ manifestURI: CoapURI, state: DeviceState, installed: DeviceState.Record?)
@@ -145,5 +188,12 @@ public final class Updater {
             queue += transfer.perform(action, manifestURI: manifestURI, engine: &engine)
         }
         return (report(.transferFailed, "engine stopped"), requester.answered)
+    }
+}
+
+private extension String {
+    func trimmingSpaces() -> String {
+        let scalars = unicodeScalars.drop { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" }
+        return String(String.UnicodeScalarView(scalars.reversed().drop { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" }.reversed()))
     }
 }

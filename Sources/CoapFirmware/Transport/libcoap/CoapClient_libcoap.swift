@@ -37,6 +37,9 @@ struct CoapRequest: Sendable, Equatable {
     var block2: Block2?
     /// RFC 9175 Echo value to repeat (the answer to a 4.01 challenge).
     var echo: [UInt8]?
+    /// A POST's body and its Content-Format (nil: a GET).
+    var payload: [UInt8]? = nil
+    var contentFormat: UInt16? = nil
 }
 
 /// A CoAP client over libcoap for one thread (libcoap 4.3.1 is not
@@ -128,7 +131,8 @@ final class CoapClient {
         let opened = try sessionFor(uri: uri, address: address)
         let session = opened.pointer
         if let timeout { opened.setAckTimeout(milliseconds: timeout) }
-        guard let pdu = coap_new_pdu(COAP_MESSAGE_CON, COAP_REQUEST_CODE_GET, session) else {
+        let method = request.payload == nil ? COAP_REQUEST_CODE_GET : COAP_REQUEST_CODE_POST
+        guard let pdu = coap_new_pdu(COAP_MESSAGE_CON, method, session) else {
             throw .failed("libcoap: cannot allocate a PDU")
         }
         var tokenLength = 0
@@ -144,10 +148,12 @@ final class CoapClient {
         }
         if !uri.hostIsIPLiteral { add(COAP_OPTION_URI_HOST, Array(uri.host.utf8)) }
         for segment in uri.path { add(COAP_OPTION_URI_PATH, Array(segment.utf8)) }
+        if let format = request.contentFormat { add(COAP_OPTION_CONTENT_FORMAT, uint: UInt32(format)) }
         for item in uri.query { add(COAP_OPTION_URI_QUERY, Array(item.utf8)) }
         if let accept = request.accept { add(COAP_OPTION_ACCEPT, uint: UInt32(accept)) }
         if let block2 = request.block2 { add(COAP_OPTION_BLOCK2, uint: block2.optionValue) }
         if let echo = request.echo { add(COAP_OPTION_ECHO, echo) }
+        if let payload = request.payload, !payload.isEmpty { coap_add_data(pdu, payload.count, payload) }
         let key = Self.key(token.prefix(tokenLength))
         forget(id: id)
         pending[key] = Pending(id: id, buffer: buffer)

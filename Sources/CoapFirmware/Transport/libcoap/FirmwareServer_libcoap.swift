@@ -34,6 +34,8 @@ public final class FirmwareServer {
     private let transfers = TransferRegistry()
     private var echoGate: EchoGate
     private var stopRequested = false
+    private lazy var reportLimiter = ReportLimiter(limit: max(1, configuration.reportsPerMinute))
+    private var reportLog: ReportLog { ReportLog(root: root, maxFileBytes: configuration.reportLogBytes) }
 
     public var endpoints: [EndpointSpec] { context.endpoints }
 
@@ -56,6 +58,8 @@ public final class FirmwareServer {
         // unknown resource; its GET handler routes them like the rest.
         let unknown = coap_resource_unknown_init2(nil, 0)
         coap_register_request_handler(unknown, COAP_REQUEST_GET, handleGet)
+        // Devices' reports (issue #12): .../<m>/<model>/report is never a file, so it reaches this resource.
+        coap_register_request_handler(unknown, COAP_REQUEST_POST, handlePost)
         coap_add_resource(context.pointer, unknown)
         // Our own /.well-known/core: libcoap's builds the body anew, and keeps
         // a copy per session, for every request.
@@ -229,6 +233,65 @@ public final class FirmwareServer {
             } else if case .manifest = kind {
                 observed(by: session, request: request)
             }
+        }
+    }
+
+    /// `POST /.well-known/firmware/<m>/<model>/report` (issue #12): 4.04 for a
+    /// product this server does not serve, 4.29 past a few per peer address a
+    /// minute, 4.15 unless Content-Format 60, 4.13 past 256 bytes, 4.00 for
+    /// what is not a report; 2.04 once it is appended to the product's log.
+    fileprivate func receiveReport(session: OpaquePointer?, request: OpaquePointer?, response: OpaquePointer?) {
+        guard let session, let request, let response else { return }
+        let peer = describeAddress(coap_session_get_addr_remote(session))
+        func answer(_ code: coap_pdu_code_t, _ why: String) {
+            coap_pdu_set_code(response, code)
+            let text = Array(why.utf8.prefix(120))
+            if !text.isEmpty { coap_add_data(response, text.count, text) }
+            logger.info("\(peer) POST report: \(why.isEmpty ? "stored" : why)")
+        }
+        guard let segments = uriPath(request), segments.count == 5, segments[0] == ".well-known", segments[1] == "firmware",
+              segments[4] == "report", RepositoryRouter.isPlainSegment(segments[2]), RepositoryRouter.isPlainSegment(segments[3])
+        else { return answer(COAP_RESPONSE_CODE_NOT_FOUND, "") }
+        let product = "\(segments[2])/\(segments[3])"
+        guard catalog.manifests[product] != nil else { return answer(COAP_RESPONSE_CODE_NOT_FOUND, "no such product: \(product)") }
+        let now = Int64(time(nil))
+        guard reportLimiter.allow(describeHost(coap_session_get_addr_remote(session)), now: now) else {
+            var maxAge = [UInt8](repeating: 0, count: 4)
+            let n = coap_encode_var_safe(&maxAge, maxAge.count, UInt32(reportLimiter.window))
+            coap_add_option(response, coap_option_num_t(COAP_OPTION_MAXAGE), Int(n), maxAge)
+            return answer(COAP_RESPONSE_CODE_TOO_MANY_REQUESTS, "too many reports")
+        }
+        var iterator = coap_opt_iterator_t()
+        let format = coap_check_option(request, coap_option_num_t(COAP_OPTION_CONTENT_FORMAT), &iterator).map {
+            coap_decode_var_bytes(coap_opt_value($0), Int(coap_opt_length($0)))
+        }
+        guard format == 60 else { return answer(COAP_RESPONSE_CODE_UNSUPPORTED_CONTENT_FORMAT, "expected Content-Format 60 (application/cbor)") }
+        var length = 0, offset = 0, total = 0
+        var data: UnsafePointer<UInt8>?
+        _ = coap_get_data_large(request, &length, &data, &offset, &total)
+        guard total <= FleetReport.maxBytes, length <= FleetReport.maxBytes else {
+            var size1 = [UInt8](repeating: 0, count: 4)
+            let n = coap_encode_var_safe(&size1, size1.count, UInt32(FleetReport.maxBytes))
+            coap_add_option(response, coap_option_num_t(COAP_OPTION_SIZE1), Int(n), size1)
+            return answer(COAP_RESPONSE_CODE_REQUEST_TOO_LARGE, "at most \(FleetReport.maxBytes) bytes")
+        }
+        let body = data.map { Array(UnsafeBufferPointer(start: $0, count: length)) } ?? []
+        let report: FleetReport
+        switch FleetReport.parse(body) {
+        case .success(let parsed): report = parsed
+        case .failure(let error): return answer(COAP_RESPONSE_CODE_BAD_REQUEST, error.description)
+        }
+        var identity: String?
+        if let psk = coap_session_get_psk_identity(session), let s = psk.pointee.s {
+            let bytes = UnsafeBufferPointer(start: s, count: psk.pointee.length)
+            identity = bytes.allSatisfy { $0 >= 0x20 && $0 < 0x7F } ? String(decoding: bytes, as: UTF8.self) : Hex.encode(bytes)
+        }
+        do {
+            try reportLog.append(report, product: product, peer: peer, identity: identity, time: now)
+            answer(COAP_RESPONSE_CODE_CHANGED, "")
+        } catch {
+            logger.warning("cannot store a report: \(error.description)")
+            answer(COAP_RESPONSE_CODE_INTERNAL_ERROR, "cannot store the report")
         }
     }
 
@@ -408,6 +471,10 @@ private func server(of session: OpaquePointer?) -> FirmwareServer? {
 
 private let handleWellKnownCore: coap_method_handler_t = { resource, session, request, query, response in
     server(of: session)?.serveWellKnownCore(resource: resource, session: session, request: request, query: query, response: response)
+}
+
+private let handlePost: coap_method_handler_t = { _, session, request, _, response in
+    server(of: session)?.receiveReport(session: session, request: request, response: response)
 }
 
 private let handleGet: coap_method_handler_t = { resource, session, request, query, response in
