@@ -92,4 +92,5 @@ public func readPSKFile(_ path: String) throws -> [PSK] {
 /// One JSON object on stdout, for `--json` modes.
 public func printJSON(_ value: JSONValue) {
     print(String(decoding: JSONWriter.write(value), as: UTF8.self))
+    fflush(nil)  // a line at a time, also into a pipe (`watch --json`); nil: every stream
 }

@@ -2,6 +2,7 @@ import CoapFirmware
 import CoapFirmwareCLI
 import CoapFirmwareCore
 import CoapFirmwareDevice
+import Logging
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -65,7 +66,13 @@ struct Update {
 
     func run() throws {
         let logger = verbosity.logger("coap-fw-client")
+        let options = try checkedOptions()
+        guard let report = once(options, logger: logger) else { throw CommandFailure(status: 1, "") }
+        if report.result.exitStatus != 0 { throw CommandFailure(status: report.result.exitStatus, "") }
+    }
 
+    /// The options of an update, or a usage error naming the option (`watch` shares them).
+    func checkedOptions() throws -> UpdateOptions {
         guard let format = ManifestFormat(rawValue: format.lowercased()) else {
             throw CommandFailure.usage("--format \(self.format): expected cbor or json")
         }
@@ -115,7 +122,12 @@ struct Update {
         if let deviceID, !FleetReport.isValidDeviceID(deviceID) {
             throw CommandFailure.usage("--device-id \(deviceID): expected 1 to 64 printable characters without spaces")
         }
+        return options
+    }
 
+    /// One update: runs it, prints its result (one JSON line with --json),
+    /// sends the report. nil when the state folder could not be used (said on stderr).
+    func once(_ options: UpdateOptions, logger: Logger) -> UpdateReport? {
         let bar = ProgressBar(enabled: !json && isatty(1) == 1)
         let updater = Updater(options: options, logger: logger, progress: bar.update)
         let report: UpdateReport
@@ -125,7 +137,8 @@ struct Update {
             // The state folder cannot be used: nothing was tried, nothing changed.
             let reason = "--state \(state): \(error.description)"
             if json { printJSON(UpdateReport(result: .transferFailed, reason: reason, bytesTransferred: 0).json) }
-            throw CommandFailure.failed(reason)
+            printError("coap-fw-client: \(reason)")
+            return nil
         }
         bar.finish()
         if json {
@@ -148,6 +161,6 @@ struct Update {
                 logger.info("no report: no --device-id and no /etc/machine-id")
             }
         }
-        if report.result.exitStatus != 0 { throw CommandFailure(status: report.result.exitStatus, "") }
+        return report
     }
 }

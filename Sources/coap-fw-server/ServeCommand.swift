@@ -34,6 +34,8 @@ struct Serve {
             .value("echo", "MODE",
                    "RFC 9175 Echo before answering a peer address not yet verified: off (default) or all (libcoap and coap-fw-client repeat the request; aiocoap and CoAPthon3 do not)."),
             .value("echo-trust", "SECONDS", "With --echo all: seconds a verified address stays verified after its last request (default 600)."),
+            .value("manifest-max-age", "SECONDS",
+                   "Max-Age of manifest answers (default 60): how long a device may cache one; watching devices register again after it."),
             .value("report-log-bytes", "BYTES",
                    "Devices' reports: rotate <repo>/.reports/<m>/<model>.jsonl to .jsonl.1 past this size (default 1048576)."),
             .value("reports-per-minute", "N", "Devices' reports: at most this many per peer address a minute, then 4.29 (default 5)."),
@@ -51,6 +53,7 @@ struct Serve {
     var echo: EchoMode
     var echoTrust: Int
     var reportLogBytes: Int
+    var manifestMaxAge: Int
     var reportsPerMinute: Int
     var verbosity: VerbosityOptions
 
@@ -62,6 +65,7 @@ struct Serve {
         idleTimeout = try a.int("idle-timeout", default: 300)
         echoTrust = try a.int("echo-trust", default: 600)
         reportLogBytes = try a.int("report-log-bytes", default: 1 << 20)
+        manifestMaxAge = try a.int("manifest-max-age", default: 60)
         reportsPerMinute = try a.int("reports-per-minute", default: 5)
         let mode = a.string("echo") ?? "off"
         guard let echo = EchoMode(rawValue: mode) else { throw CommandFailure.usage("--echo \(mode): expected off or all") }
@@ -73,7 +77,7 @@ struct Serve {
 
         for (option, value, range) in [("--max-sessions", maxSessions, 1...1_000_000), ("--max-observers", maxObservers, 1...1_000_000),
                                        ("--idle-timeout", idleTimeout, 1...86_400), ("--echo-trust", echoTrust, 1...86_400),
-                                       ("--report-log-bytes", reportLogBytes, 256...(1 << 30)), ("--reports-per-minute", reportsPerMinute, 1...10_000)]
+                                       ("--report-log-bytes", reportLogBytes, 256...(1 << 30)), ("--manifest-max-age", manifestMaxAge, 1...86_400), ("--reports-per-minute", reportsPerMinute, 1...10_000)]
             where !range.contains(value) {
             throw CommandFailure.usage("\(option) \(value): expected \(range.lowerBound) to \(range.upperBound)")
         }
@@ -81,6 +85,7 @@ struct Serve {
         (config.maxSessions, config.maxObservers, config.idleTimeout) = (maxSessions, maxObservers, idleTimeout)
         (config.echo, config.echoTrustSeconds) = (echo, echoTrust)
         (config.reportLogBytes, config.reportsPerMinute) = (Int64(reportLogBytes), reportsPerMinute)
+        config.manifestMaxAge = manifestMaxAge
         if noPlain {
             config.listen = []
         } else if !listen.isEmpty {

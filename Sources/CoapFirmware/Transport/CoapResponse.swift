@@ -12,6 +12,10 @@ struct CoapResponse: Sendable, Equatable {
     var size2: UInt64?
     /// RFC 9175 Echo value (1 to 40 bytes), sent with a 4.01 challenge.
     var echo: [UInt8]?
+    /// RFC 7641 Observe sequence number: present when the server keeps the observation.
+    var observe: UInt32?
+    /// Max-Age (RFC 7252 §5.10.5; 60 when absent).
+    var maxAge: UInt32?
     var payloadCount = 0
 
     init(code: UInt8) {

@@ -40,6 +40,9 @@ struct CoapRequest: Sendable, Equatable {
     /// A POST's body and its Content-Format (nil: a GET).
     var payload: [UInt8]? = nil
     var contentFormat: UInt16? = nil
+    /// RFC 7641: 0 registers an observation; its notifications complete the
+    /// same id again and again until `forget(id:)`.
+    var observe: UInt32? = nil
 }
 
 /// A CoAP client over libcoap for one thread (libcoap 4.3.1 is not
@@ -78,6 +81,8 @@ final class CoapClient {
     private struct Pending {
         var id: Int
         var buffer: UnsafeMutableRawBufferPointer
+        /// An observation: stays pending after an answer (its notifications follow).
+        var observing = false
     }
     /// Requests in flight by token (at most 8 bytes, as a number).
     private var pending: [UInt64: Pending] = [:]
@@ -147,6 +152,7 @@ final class CoapClient {
             add(number, Array(buffer.prefix(Int(n))))
         }
         if !uri.hostIsIPLiteral { add(COAP_OPTION_URI_HOST, Array(uri.host.utf8)) }
+        if let observe = request.observe { add(COAP_OPTION_OBSERVE, uint: observe) }
         for segment in uri.path { add(COAP_OPTION_URI_PATH, Array(segment.utf8)) }
         if let format = request.contentFormat { add(COAP_OPTION_CONTENT_FORMAT, uint: UInt32(format)) }
         for item in uri.query { add(COAP_OPTION_URI_QUERY, Array(item.utf8)) }
@@ -156,7 +162,7 @@ final class CoapClient {
         if let payload = request.payload, !payload.isEmpty { coap_add_data(pdu, payload.count, payload) }
         let key = Self.key(token.prefix(tokenLength))
         forget(id: id)
-        pending[key] = Pending(id: id, buffer: buffer)
+        pending[key] = Pending(id: id, buffer: buffer, observing: request.observe == 0)
         tokenOf[id] = key
         requestsSent += 1
         opened.requests += 1
@@ -237,11 +243,13 @@ private func sessionFor(uri: CoapURI, address: Resolved) throws(TransportError) 
         return opened
     }
 
-    fileprivate func deliver(_ pdu: OpaquePointer) {
+    /// Takes a response; false when nothing waits for its token (a late
+    /// answer, or a notification of an observation given up: libcoap then
+    /// answers a confirmable one with RST, which ends it, RFC 7641 §3.6).
+    fileprivate func deliver(_ pdu: OpaquePointer) -> Bool {
         let token = coap_pdu_get_token(pdu)
         let key = Self.key(UnsafeBufferPointer(start: token.s, count: token.length))
-        guard let request = pending.removeValue(forKey: key) else { return }  // a late or forgotten answer
-        tokenOf[request.id] = nil
+        guard let request = pending[key] else { return false }
         var response = CoapResponse(code: UInt8(truncatingIfNeeded: coap_pdu_get_code(pdu).rawValue))
         var iterator = coap_opt_iterator_t()
         func option(_ number: Int32) -> (value: UnsafePointer<UInt8>?, length: Int)? {
@@ -263,17 +271,25 @@ private func sessionFor(uri: CoapURI, address: Resolved) throws(TransportError) 
         if let o = option(COAP_OPTION_ECHO), let value = o.value, (1...40).contains(o.length) {
             response.echo = Array(UnsafeBufferPointer(start: value, count: o.length))
         }
+        if let o = option(COAP_OPTION_OBSERVE) { response.observe = coap_decode_var_bytes(o.value, o.length) }
+        if let o = option(COAP_OPTION_MAXAGE) { response.maxAge = coap_decode_var_bytes(o.value, o.length) }
+        // An observation stays while the server keeps sending notifications (2.xx with Observe).
+        if !(request.observing && response.observe != nil && response.isSuccess) {
+            pending[key] = nil
+            tokenOf[request.id] = nil
+        }
         var length = 0
         var data: UnsafePointer<UInt8>?
         if coap_get_data(pdu, &length, &data) != 0, let data, length > 0 {
             guard length <= request.buffer.count else {
                 completions.append(Completion(id: request.id, result: .failure(.oversized(length))))
-                return
+                return true
             }
             request.buffer.copyMemory(from: UnsafeRawBufferPointer(start: data, count: length))
             response.payloadCount = length
         }
         completions.append(Completion(id: request.id, result: .success(response)))
+        return true
     }
 
     fileprivate func nack(_ sent: OpaquePointer?, _ reason: coap_nack_reason_t) {
@@ -303,7 +319,13 @@ private func client(of session: OpaquePointer?) -> CoapClient? {
 }
 
 private let clientResponseHandler: coap_response_handler_t = { session, _, received, _ in
-    if let received { client(of: session)?.deliver(received) }
+    guard let received, let client = client(of: session) else { return COAP_RESPONSE_OK }
+    // A notification nobody waits for gets RST (so the server drops that
+    // observer); other unexpected answers are acknowledged as before.
+    var iterator = coap_opt_iterator_t()
+    if !client.deliver(received), coap_check_option(received, coap_option_num_t(COAP_OPTION_OBSERVE), &iterator) != nil {
+        return COAP_RESPONSE_FAIL
+    }
     return COAP_RESPONSE_OK
 }
 
