@@ -39,7 +39,8 @@ struct Serve {
             .value("report-log-bytes", "BYTES",
                    "Devices' reports: rotate <repo>/.reports/<m>/<model>.jsonl to .jsonl.1 past this size (default 1048576)."),
             .value("reports-per-minute", "N", "Devices' reports: at most this many per peer address a minute, then 4.29 (default 5)."),
-        ] + VerbosityOptions.options
+            .value("mirror", "ORIGIN", "Also mirror --product releases from this origin (coap://host[:port]), verified with --trust (see `mirror`)."),
+        ] + TrustOptions.options + MirrorOptions.options + VerbosityOptions.options
     ) { try Serve($0).run() }
 
     var repository: RepositoryOptions
@@ -54,6 +55,8 @@ struct Serve {
     var echoTrust: Int
     var reportLogBytes: Int
     var manifestMaxAge: Int
+    var mirrorOrigin: String?
+    var mirror: MirrorOptions
     var reportsPerMinute: Int
     var verbosity: VerbosityOptions
 
@@ -66,6 +69,7 @@ struct Serve {
         echoTrust = try a.int("echo-trust", default: 600)
         reportLogBytes = try a.int("report-log-bytes", default: 1 << 20)
         manifestMaxAge = try a.int("manifest-max-age", default: 60)
+        (mirrorOrigin, mirror) = (a.string("mirror"), try MirrorOptions(a))
         reportsPerMinute = try a.int("reports-per-minute", default: 5)
         let mode = a.string("echo") ?? "off"
         guard let echo = EchoMode(rawValue: mode) else { throw CommandFailure.usage("--echo \(mode): expected off or all") }
@@ -113,14 +117,24 @@ struct Serve {
             throw CommandFailure.usage("--listen-dtls needs --psk-file or --cert")
         }
 
+        var mirrorPlan: (CoapURI, [(String, String)], [PublicKey])?
+        if let mirrorOrigin {
+            mirrorPlan = try mirror.checked(origin: mirrorOrigin, option: "--mirror")
+        } else if !mirror.products.isEmpty || !mirror.trust.trust.isEmpty {
+            throw CommandFailure.usage("--product and --trust go with --mirror ORIGIN")
+        }
         let server: FirmwareServer
         do {
             server = try FirmwareServer(configuration: config, logger: logger)
         } catch {
             throw error.isUsage ? CommandFailure.usage(error.description) : CommandFailure.failed(error.description)
         }
-        signal(SIGINT) { _ in stopSignal = 1 }
-        signal(SIGTERM) { _ in stopSignal = 1 }
+        signal(SIGINT) { _ in stopSignal = 1; mirrorStop = 1 }
+        signal(SIGTERM) { _ in stopSignal = 1; mirrorStop = 1 }
+        if let (origin, products, keys) = mirrorPlan {
+            logger.notice("mirroring \(products.map { "\($0.0)/\($0.1)" }.joined(separator: ", ")) from \(origin)")
+            mirror.start(repository: repository.repo, origin: origin, products: products, keys: keys, logger: logger)
+        }
         signal(SIGPIPE, SIG_IGN)
         logger.notice("serving \(repository.repo) on \(server.endpoints.map(\.description).joined(separator: ", "))")
         server.run { stopSignal != 0 }

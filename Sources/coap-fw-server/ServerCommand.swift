@@ -6,4 +6,4 @@ let serverCommand = CommandSpec(
         A manufacturer creates a key once (keygen), signs each release into a repository folder \
         (publish), and a border router serves that folder.
         """,
-    subcommands: [Keygen.command, Publish.command, Serve.command, Fleet.command])
+    subcommands: [Keygen.command, Publish.command, Serve.command, MirrorCommand.command, Fleet.command])

@@ -8,6 +8,8 @@ public struct UpdateOptions: Sendable {
     public var model: String
     public var stateDirectory: String
     public var domain: String?
+    /// Ask `_firmware.<domain>` first (a mirror asks only its origin).
+    public var discoverLocal = true
     public var origin: CoapURI?
     public var format: ManifestFormat = .cbor
     /// The Block2 size exponent to ask for (SPEC §5: default 1024 bytes).

@@ -63,7 +63,9 @@ public final class Updater {
         reconcileTrust(state)
 
         var candidates: [CoapURI] = []
-        if let domain = options.domain ?? ResolvConf.domain() {
+        if !options.discoverLocal {
+            // A mirror: only the origin.
+        } else if let domain = options.domain ?? ResolvConf.domain() {
             candidates.append(options.localManifestURI(domain: domain))
         } else {
             logger.info("no local domain (--domain or /etc/resolv.conf): skipping local discovery")

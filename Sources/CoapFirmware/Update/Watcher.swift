@@ -40,6 +40,7 @@ public final class Watcher {
     /// When to register again after an observation ended (nil: not to).
     private var retryAt: Int64?
     private var failedRegistrations = 0
+    private var withoutObserve = 0
     private var knownETag: ETag?
     private var nextID = 1
     private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1024, alignment: 8)
@@ -59,6 +60,7 @@ public final class Watcher {
             let succeeded = report?.result.isSuccess ?? false
             failures = succeeded ? 0 : failures + 1
             if let source = report?.source.flatMap(CoapURI.init), source != observed || !observing {
+                withoutObserve = 0
                 register(source)
             } else if observed != nil, !observing {
                 register(observed!)
@@ -162,11 +164,21 @@ public final class Watcher {
                     continue
                 }
                 guard response.observe != nil else {
-                    logger.info("\(observed?.description ?? "?") answered \(response.codeText) without Observe: polling every interval")
+                    // No Observe: a server without it, or one that had not registered a
+                    // just-published manifest yet. Asked again three times (2, 4, 8 s),
+                    // then polled every interval until the next run.
                     observing = false
-                    retryAt = nil
+                    withoutObserve += 1
+                    if withoutObserve <= 3 {
+                        retryAt = monotonicMilliseconds() + (Int64(1000) << withoutObserve)
+                        logger.info("\(observed?.description ?? "?") answered \(response.codeText) without Observe: asking again in \(1 << withoutObserve) s")
+                    } else {
+                        logger.info("\(observed?.description ?? "?") answered \(response.codeText) without Observe: polling every interval")
+                        retryAt = nil
+                    }
                     continue
                 }
+                withoutObserve = 0
                 retryAt = nil
                 failedRegistrations = 0
                 lastHeard = monotonicMilliseconds()

@@ -253,7 +253,9 @@ public final class FirmwareServer {
               segments[4] == "report", RepositoryRouter.isPlainSegment(segments[2]), RepositoryRouter.isPlainSegment(segments[3])
         else { return answer(COAP_RESPONSE_CODE_NOT_FOUND, "") }
         let product = "\(segments[2])/\(segments[3])"
-        guard catalog.manifests[product] != nil else { return answer(COAP_RESPONSE_CODE_NOT_FOUND, "no such product: \(product)") }
+        // The catalog is at most one rescan old; a release published since is on the disk already.
+        let onDisk = ManifestFormat.allCases.contains { FileSystem.isRegularFile("\(root)/.well-known/firmware/\(product)/\($0.fileName)") }
+        guard catalog.manifests[product] != nil || onDisk else { return answer(COAP_RESPONSE_CODE_NOT_FOUND, "no such product: \(product)") }
         let now = Int64(time(nil))
         guard reportLimiter.allow(describeHost(coap_session_get_addr_remote(session)), now: now) else {
             var maxAge = [UInt8](repeating: 0, count: 4)

@@ -1,0 +1,186 @@
+"""Issue #12 item 1, the verifying mirror: `coap-fw-server serve --mirror`
+and `coap-fw-server mirror` copy an origin's releases into a local
+repository only after the device's own checks (signature, product,
+rollback, per-block digests), with the exact signed bytes; what fails is
+never served; the origin sees one fetch per release whatever the number of
+devices behind the mirror. Real processes on loopback: our server as the
+origin (or the malicious one), our server as the mirror, our client."""
+import hashlib
+import re
+import shutil
+import time
+
+from support import cli
+from support.files import write_random_file
+from support.ports import free_udp_port
+
+from test_watch import Watch
+
+MANUFACTURER = cli.MANUFACTURER
+MODEL = "watched"  # test_watch.Watch's model
+PRODUCT = f"{MANUFACTURER}/{MODEL}"
+
+
+def model_dir(repo):
+    return repo / ".well-known" / "firmware" / MANUFACTURER / MODEL
+
+
+def publish(bin_dir, repo, keys, version, seed, size=20_000, model=MODEL):
+    image = repo.parent / f"fw-{model}-{version}.bin"
+    write_random_file(image, size, seed=seed)
+    cli.publish(bin_dir, repo, keys / "private.pem", model, version, image=image)
+    return image
+
+
+def mirror_once(bin_dir, mirror_repo, origin, keys, *extra):
+    return cli.run_binary(bin_dir, cli.SERVER, "mirror", "--repo", mirror_repo, "--origin", origin, "--trust",
+                          keys / "public.pem", "--product", PRODUCT, "--once", "--json", "--origin-timeout", "5", *extra,
+                          timeout=120, parse_json=True)
+
+
+def sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_origin_mirror_device(bin_dir, procs, tmp_path):
+    """Three processes: a release published at the origin reaches a device
+    that watches the mirror with no manual step (the mirror observes the
+    origin, publishes, its server notifies the device). The mirror serves
+    the origin's exact signed bytes. The publish-to-installed latency is
+    printed."""
+    keys = tmp_path / "keys"
+    cli.keygen(bin_dir, keys)
+    origin_repo, mirror_repo = tmp_path / "origin", tmp_path / "mirror"
+    publish(bin_dir, origin_repo, keys, "1.0.0", 1)
+    origin = procs.server(origin_repo)
+    mirror_repo.mkdir()
+    mirror = procs.server(mirror_repo, "--mirror", f"coap://127.0.0.1:{origin.port}", "--trust", keys / "public.pem",
+                          "--product", PRODUCT, "--poll", "300")
+    watch = Watch(bin_dir, keys / "public.pem", tmp_path / "device", mirror.uri(), "--spread", "0", "--interval", "3600")
+    try:
+        watch.wait_for(lambda l: l.get("version") == "1.0.0", 30, "1.0.0 through the mirror")
+        time.sleep(1)
+        published = time.monotonic()
+        image = publish(bin_dir, origin_repo, keys, "1.1.0", 2)
+        line = watch.wait_for(lambda l: l.get("version") == "1.1.0", 30, "1.1.0 through the mirror")
+        latency = watch.times[watch.lines.index(line)] - published
+        print(f"publish at the origin to installed behind the mirror: {latency:.2f} s")
+        assert line["source"].startswith(mirror.uri()), line
+        for name in ("manifest.cbor", "manifest.json"):
+            assert (model_dir(mirror_repo) / name).read_bytes() == (model_dir(origin_repo) / name).read_bytes(), name
+        assert sha(model_dir(mirror_repo) / "1.1.0" / image.name) == sha(image)
+        assert sha(tmp_path / "device" / "installed" / image.name) == sha(image)
+    finally:
+        watch.stop()
+
+
+def test_mirror_serves_none_of_a_bad_origin(bin_dir, procs, tmp_path):
+    """After a good 1.0.0: an origin with a foreign signature, a flipped image
+    block, an older version, another product's manifest, or a stall is
+    refused (exit 1, its result code), the mirror's files stay byte for byte
+    those of 1.0.0, and a device behind the mirror installs 1.0.0 only."""
+    keys, foreign = tmp_path / "keys", tmp_path / "foreign"
+    cli.keygen(bin_dir, keys)
+    cli.keygen(bin_dir, foreign)
+    mirror_repo = tmp_path / "mirror"
+    good_repo = tmp_path / "good"
+    publish(bin_dir, good_repo, keys, "1.0.0", 3)
+    good = procs.server(good_repo)
+    first = mirror_once(bin_dir, mirror_repo, f"coap://127.0.0.1:{good.port}", keys)
+    assert first.returncode == 0 and first.json["result"] == "updated", first.describe()
+    snapshot = {p.relative_to(mirror_repo): p.read_bytes() for p in (mirror_repo / ".well-known").rglob("*") if p.is_file()}
+    good.stop()
+
+    def origin_with(name, setup):
+        repo = tmp_path / name
+        setup(repo)
+        return repo
+
+    foreign_repo = origin_with("foreign-sig", lambda r: publish(bin_dir, r, foreign, "2.0.0", 4))
+    flipped_repo = origin_with("flipped", lambda r: publish(bin_dir, r, keys, "2.0.0", 5))
+    older_repo = origin_with("older", lambda r: publish(bin_dir, r, keys, "0.9.0", 6))
+
+    def other_product(r):
+        publish(bin_dir, r, keys, "2.0.0", 7, model="other")
+        src, dst = r / ".well-known" / "firmware" / MANUFACTURER / "other", model_dir(r)
+        shutil.copytree(src, dst)
+    wrong_repo = origin_with("wrong-product", other_product)
+    stall_repo = origin_with("stall", lambda r: publish(bin_dir, r, keys, "2.0.0", 8))
+
+    origins = [
+        ("bad-signature", procs.server(foreign_repo)),
+        ("digest-mismatch", procs.malicious(flipped_repo, "flip-bit:3")),
+        ("rollback", procs.server(older_repo)),
+        ("wrong-device", procs.server(wrong_repo)),
+        ("transfer-failed", procs.malicious(stall_repo, "stall:2")),
+    ]
+    for expected, origin in origins:
+        run = mirror_once(bin_dir, mirror_repo, f"coap://127.0.0.1:{origin.port}", keys)
+        assert run.returncode == 1 and run.json["result"] == expected, f"{expected}\n{run.describe()}"
+        now = {p.relative_to(mirror_repo): p.read_bytes() for p in (mirror_repo / ".well-known").rglob("*") if p.is_file()}
+        assert now == snapshot, f"{expected}: the mirror's files changed: {sorted(set(now) ^ set(snapshot))}"
+
+    served = procs.server(mirror_repo)
+    device = cli.update(bin_dir, keys / "public.pem", MODEL, tmp_path / "device", "--origin", served.uri())
+    cli.assert_updated(device, "1.0.0")
+
+
+def test_origin_sees_one_fetch_per_release(bin_dir, procs, tmp_path):
+    """The origin (the malicious server without a fault, which logs every
+    block it serves) is asked for each image block once by the mirror,
+    while three devices update through the mirror; a second sync is
+    up-to-date and asks for no image block."""
+    keys = tmp_path / "keys"
+    cli.keygen(bin_dir, keys)
+    origin_repo, mirror_repo = tmp_path / "origin", tmp_path / "mirror"
+    image = publish(bin_dir, origin_repo, keys, "1.0.0", 9, size=50_000)
+    origin = procs.malicious(origin_repo, "none")
+    run = mirror_once(bin_dir, mirror_repo, f"coap://127.0.0.1:{origin.port}", keys)
+    assert run.returncode == 0 and run.json["result"] == "updated", run.describe()
+    served = procs.server(mirror_repo)
+    for n in range(3):
+        device = cli.update(bin_dir, keys / "public.pem", MODEL, tmp_path / f"device{n}", "--origin", served.uri())
+        cli.assert_updated(device, "1.0.0")
+        assert sha(tmp_path / f"device{n}" / "installed" / image.name) == sha(image)
+    again = mirror_once(bin_dir, mirror_repo, f"coap://127.0.0.1:{origin.port}", keys)
+    assert again.returncode == 0 and again.json["result"] == "up-to-date", again.describe()
+    blocks = -(-50_000 // 1024)
+    asked = re.findall(rf"GET /\S*/{re.escape(image.name)} block (\d+)/", origin.log())
+    print(f"origin image requests: {len(asked)} for {blocks} blocks, 3 devices behind the mirror")
+    assert sorted(int(b) for b in asked) == list(range(blocks)), asked
+
+
+def test_mirror_keeps_two_releases_and_follows_a_key_rollover(bin_dir, procs, tmp_path):
+    """K1 signs 1.0.0 announcing K2; K2 alone signs 1.1.0 and 1.2.0. A mirror
+    trusting only K1 publishes all three (it adopts K2 as a device does), and
+    keeps the version folders of the current and the previous release."""
+    k1, k2 = tmp_path / "k1", tmp_path / "k2"
+    cli.keygen(bin_dir, k1)
+    cli.keygen(bin_dir, k2)
+    origin_repo, mirror_repo = tmp_path / "origin", tmp_path / "mirror"
+    image = origin_repo.parent / "fw.bin"
+    write_random_file(image, 10_000, seed=10)
+    cli.publish(bin_dir, origin_repo, k1 / "private.pem", MODEL, "1.0.0", image=image,
+                extra=["--key-info", k2 / "public.pem"])
+    origin = procs.server(origin_repo)
+    uri = f"coap://127.0.0.1:{origin.port}"
+    assert mirror_once(bin_dir, mirror_repo, uri, k1).json["result"] == "updated"
+    for version, seed in (("1.1.0", 11), ("1.2.0", 12)):
+        publish(bin_dir, origin_repo, k2, version, seed)
+        time.sleep(1.2)  # the origin's rescan
+        run = mirror_once(bin_dir, mirror_repo, uri, k1)
+        assert run.returncode == 0 and run.json["result"] == "updated" and run.json["version"] == version, run.describe()
+    folders = sorted(p.name for p in model_dir(mirror_repo).iterdir() if p.is_dir())
+    assert folders == ["1.1.0", "1.2.0"], folders
+
+
+def test_mirror_option_errors(bin_dir, tmp_path):
+    for args, named in [(["--origin", "coap://h/some/path"], "--origin"), (["--origin", "http://h"], "--origin"),
+                        (["--origin", "coap://127.0.0.1:1", "--product", "nomodel"], "--product"),
+                        (["--origin", "coap://127.0.0.1:1", "--product", "a/b", "--poll", "0"], "--poll")]:
+        run = cli.run_binary(bin_dir, cli.SERVER, "mirror", "--repo", tmp_path / "m", "--trust", tmp_path / "k.pem",
+                             *args, "--once", timeout=10)
+        assert run.returncode == 2 and named in run.stderr, run.describe()
+    run = cli.run_binary(bin_dir, cli.SERVER, "serve", "--repo", tmp_path, "--listen", f"127.0.0.1:{free_udp_port()}",
+                         "--product", "a/b", timeout=10)
+    assert run.returncode == 2 and "--mirror" in run.stderr, run.describe()
