@@ -16,22 +16,26 @@ struct MirrorOptions {
         .repeated("product", "M/X", "A product to mirror, as manufacturer/model (repeat)."),
         .value("poll", "SECONDS", "Seconds between looks at the origin when it sends no notification (default 300, ±20 %)."),
         .value("origin-timeout", "SECONDS", "Seconds without progress at the origin before a sync gives up (default 30)."),
+        .value("origin-psk-file", "FILE", "DTLS key for a coaps:// origin ('identity:hexkey'; the first one is used)."),
     ]
 
     var trust: TrustOptions
     var products: [String]
     var poll: Double
     var timeout: Double
+    var pskFile: String?
+    var psk: PSK?
 
     init(_ a: ParsedArguments) throws {
         (trust, products, poll) = (TrustOptions(a), a.strings("product"), try a.double("poll", default: 300))
-        timeout = try a.double("origin-timeout", default: 30)
+        (timeout, pskFile) = (try a.double("origin-timeout", default: 30), a.string("origin-psk-file"))
+        if let pskFile { psk = try readPSKFile(pskFile).first }
     }
 
     /// The transport a mirror's syncs use.
     var transport: UpdateOptions {
         var options = UpdateOptions(trustedKeys: [], manufacturer: "", model: "", stateDirectory: "")
-        options.timeout = timeout
+        (options.timeout, options.psk) = (timeout, psk)
         return options
     }
 
@@ -40,7 +44,7 @@ struct MirrorOptions {
         guard let origin = CoapURI(text), origin.path.isEmpty || origin.path == [""] else {
             throw CommandFailure.usage("\(option) \(text): expected coap://host[:port] or coaps://host[:port] (the SPEC §4 layout is under it)")
         }
-        guard !origin.secure else { throw CommandFailure.usage("\(option) \(text): coaps origins are not supported by the mirror yet") }
+        guard !origin.secure || psk != nil else { throw CommandFailure.usage("\(option) \(text): coaps needs --origin-psk-file") }
         guard !products.isEmpty else { throw CommandFailure.usage("\(option) needs at least one --product MANUFACTURER/MODEL") }
         let names = try products.map { product -> (String, String) in
             let parts = product.split(separator: "/", omittingEmptySubsequences: false).map(String.init)

@@ -134,6 +134,9 @@ struct Serve {
         if let (origin, products, keys) = mirrorPlan {
             logger.notice("mirroring \(products.map { "\($0.0)/\($0.1)" }.joined(separator: ", ")) from \(origin)")
             mirror.start(repository: repository.repo, origin: origin, products: products, keys: keys, logger: logger)
+            // The devices' reports go on to the origin too (best effort).
+            server.reportForwarder = ReportForwarder(origin: origin, psk: mirror.transport.psk, logger: logger)
+            server.forwardedProducts = Set(products.map { "\($0.0)/\($0.1)" })
         }
         signal(SIGPIPE, SIG_IGN)
         logger.notice("serving \(repository.repo) on \(server.endpoints.map(\.description).joined(separator: ", "))")

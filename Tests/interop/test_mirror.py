@@ -184,3 +184,41 @@ def test_mirror_option_errors(bin_dir, tmp_path):
     run = cli.run_binary(bin_dir, cli.SERVER, "serve", "--repo", tmp_path, "--listen", f"127.0.0.1:{free_udp_port()}",
                          "--product", "a/b", timeout=10)
     assert run.returncode == 2 and "--mirror" in run.stderr, run.describe()
+
+
+def test_mirror_of_a_coaps_origin_forwards_reports(bin_dir, procs, tmp_path):
+    """The origin is mirrored over coaps (PSK identity mirror-1): `serve --mirror
+    coaps://... --origin-psk-file` mirrors it. A device updates from the
+    mirror over plain CoAP and reports: the mirror logs the report, and
+    passes the same fields on to the origin, which logs them under the
+    mirror's DTLS identity."""
+    keys = tmp_path / "keys"
+    cli.keygen(bin_dir, keys)
+    origin_repo, mirror_repo = tmp_path / "origin", tmp_path / "mirror"
+    publish(bin_dir, origin_repo, keys, "1.0.0", 13)
+    psk = tmp_path / "psk.txt"
+    psk.write_text("mirror-1:00112233445566778899aabbccddeeff\n")
+    origin = procs.server(origin_repo, dtls=True, psk_file=psk)
+    mirror_repo.mkdir()
+    mirror = procs.server(mirror_repo, "--mirror", f"coaps://127.0.0.1:{origin.dtls_port}", "--origin-psk-file", psk,
+                          "--trust", keys / "public.pem", "--product", PRODUCT)
+    deadline = time.monotonic() + 30
+    while not (model_dir(mirror_repo) / "manifest.cbor").exists():
+        assert time.monotonic() < deadline, f"nothing mirrored\n{mirror.log()[-3000:]}"
+        time.sleep(0.1)
+    time.sleep(1.2)  # the mirror's rescan
+    device = cli.update(bin_dir, keys / "public.pem", MODEL, tmp_path / "device", "--origin", mirror.uri(),
+                        "--device-id", "dev-m")
+    cli.assert_updated(device, "1.0.0")
+    mirror_log = mirror_repo / ".reports" / MANUFACTURER / f"{MODEL}.jsonl"
+    origin_log = origin_repo / ".reports" / MANUFACTURER / f"{MODEL}.jsonl"
+    deadline = time.monotonic() + 15
+    while not origin_log.exists():
+        assert time.monotonic() < deadline, f"no report reached the origin\n{mirror.log()[-3000:]}"
+        time.sleep(0.1)
+    import json
+    [at_mirror] = [json.loads(l) for l in mirror_log.read_text().splitlines()]
+    [at_origin] = [json.loads(l) for l in origin_log.read_text().splitlines()]
+    fields = ("device", "result", "version", "bytes", "seconds", "attempts")
+    assert {k: at_origin[k] for k in fields} == {k: at_mirror[k] for k in fields}
+    assert at_origin["device"] == "dev-m" and at_origin["identity"] == "mirror-1", at_origin

@@ -35,6 +35,9 @@ public final class FirmwareServer {
     private var echoGate: EchoGate
     private var stopRequested = false
     private lazy var reportLimiter = ReportLimiter(limit: max(1, configuration.reportsPerMinute))
+    /// Where a mirror passes the reports it stores on (the origin), per product.
+    public var reportForwarder: ReportForwarder?
+    public var forwardedProducts: Set<String> = []
     private var reportLog: ReportLog { ReportLog(root: root, maxFileBytes: configuration.reportLogBytes) }
 
     public var endpoints: [EndpointSpec] { context.endpoints }
@@ -291,6 +294,7 @@ public final class FirmwareServer {
         do {
             try reportLog.append(report, product: product, peer: peer, identity: identity, time: now)
             answer(COAP_RESPONSE_CODE_CHANGED, "")
+            if forwardedProducts.contains(product) { reportForwarder?.enqueue(product: product, body: body) }
         } catch {
             logger.warning("cannot store a report: \(error.description)")
             answer(COAP_RESPONSE_CODE_INTERNAL_ERROR, "cannot store the report")
