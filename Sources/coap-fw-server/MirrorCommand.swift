@@ -63,12 +63,14 @@ struct MirrorOptions {
     /// One loop per product on its own thread (each with its own libcoap
     /// contexts): sync, observe the origin's manifest, sync again on a
     /// notification or every --poll seconds, back off while it fails.
-    func start(repository: String, origin: CoapURI, products: [(String, String)], keys: [PublicKey], logger: Logger) {
+    func start(repository: String, origin: CoapURI, products: [(String, String)], keys: [PublicKey], logger: Logger,
+               pruneRequests: Mirror.PruneRequests? = nil) {
         for (manufacturer, model) in products {
             let poll = self.poll, transport = self.transport
             DispatchQueue(label: "coap-fw.mirror.\(manufacturer)/\(model)").async {
                 let mirror = Mirror(repository: repository, origin: origin, manufacturer: manufacturer, model: model,
                                     trustedKeys: keys, transport: transport, logger: logger)
+                mirror.pruneRequests = pruneRequests
                 let watcher = Watcher(options: mirror.updateOptions,
                                       schedule: Watcher.Schedule(interval: poll, spread: 0, backoff: 5), logger: logger)
                 watcher.run(shouldStop: { mirrorStop != 0 }) { mirror.sync() }

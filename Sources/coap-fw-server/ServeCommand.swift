@@ -133,7 +133,10 @@ struct Serve {
         signal(SIGTERM) { _ in stopSignal = 1; mirrorStop = 1 }
         if let (origin, products, keys) = mirrorPlan {
             logger.notice("mirroring \(products.map { "\($0.0)/\($0.1)" }.joined(separator: ", ")) from \(origin)")
-            mirror.start(repository: repository.repo, origin: origin, products: products, keys: keys, logger: logger)
+            let prune = Mirror.PruneRequests()
+            server.pruneRequests = prune
+            mirror.start(repository: repository.repo, origin: origin, products: products, keys: keys, logger: logger,
+                         pruneRequests: prune)
             // The devices' reports go on to the origin too (best effort).
             server.reportForwarder = ReportForwarder(origin: origin, psk: mirror.transport.psk, logger: logger)
             server.forwardedProducts = Set(products.map { "\($0.0)/\($0.1)" })

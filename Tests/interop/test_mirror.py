@@ -222,3 +222,62 @@ def test_mirror_of_a_coaps_origin_forwards_reports(bin_dir, procs, tmp_path):
     fields = ("device", "result", "version", "bytes", "seconds", "attempts")
     assert {k: at_origin[k] for k in fields} == {k: at_mirror[k] for k in fields}
     assert at_origin["device"] == "dev-m" and at_origin["identity"] == "mirror-1", at_origin
+
+
+def test_serve_mirror_prunes_only_folders_no_transfer_reads(bin_dir, procs, tmp_path):
+    """Under `serve --mirror` the server prunes: with a device still
+    downloading 1.0.0 (64-byte blocks, one per round trip, through the
+    relay's lowpan link), 1.0.0 survives 1.2.0's publication although it is
+    two releases old; 1.1.0, which nobody reads, is pruned when 1.3.0
+    arrives."""
+    from support.netns import start_relay
+    keys = tmp_path / "keys"
+    cli.keygen(bin_dir, keys)
+    origin_repo, mirror_repo = tmp_path / "origin", tmp_path / "mirror"
+    publish(bin_dir, origin_repo, keys, "1.0.0", 20, size=100_000)
+    origin = procs.server(origin_repo)
+    mirror_repo.mkdir()
+    mirror = procs.server(mirror_repo, "--mirror", f"coap://127.0.0.1:{origin.port}", "--trust", keys / "public.pem",
+                          "--product", PRODUCT)
+
+    def wait_published(version):
+        """Until the mirror serves the origin's manifest (the one of `version`)."""
+        wanted = (model_dir(origin_repo) / "manifest.cbor").read_bytes()
+        mirrored = model_dir(mirror_repo) / "manifest.cbor"
+        deadline = time.monotonic() + 30
+        while not (mirrored.exists() and mirrored.read_bytes() == wanted):
+            assert time.monotonic() < deadline, f"{version} not mirrored\n{mirror.log()[-3000:]}"
+            time.sleep(0.1)
+
+    wait_published("1.0.0")
+    time.sleep(1.2)  # the mirror's rescan serves it
+    listen = free_udp_port()
+    start_relay(lambda name, argv: procs.start(name, argv, check_exit=False), None, listen, mirror.port, seed=5,
+                extra=["--profile", "lowpan"])
+    argv = cli.update_args(bin_dir, keys / "public.pem", MODEL, tmp_path / "slow", "--origin", f"coap://127.0.0.1:{listen}",
+                           "--block-size", "64", "--lock-step", "--no-report")
+    import subprocess
+    slow = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        staged = tmp_path / "slow" / "staging" / "fw-watched-1.0.0.bin.part"
+        deadline = time.monotonic() + 30
+        while not (staged.exists() and staged.stat().st_size > 1000):
+            assert time.monotonic() < deadline and slow.poll() is None, "the slow device did not start downloading"
+            time.sleep(0.1)
+        for version, seed in (("1.1.0", 21), ("1.2.0", 22)):
+            publish(bin_dir, origin_repo, keys, version, seed)
+            wait_published(version)
+        time.sleep(3)
+        assert (model_dir(mirror_repo) / "1.0.0").is_dir(), "pruned while a device was reading it"
+        assert slow.poll() is None, "the slow device stopped"
+        publish(bin_dir, origin_repo, keys, "1.3.0", 23)
+        wait_published("1.3.0")
+        deadline = time.monotonic() + 10
+        while (model_dir(mirror_repo) / "1.1.0").exists():
+            assert time.monotonic() < deadline, f"1.1.0 not pruned\n{mirror.log()[-3000:]}"
+            time.sleep(0.1)
+        assert (model_dir(mirror_repo) / "1.2.0").is_dir() and (model_dir(mirror_repo) / "1.3.0").is_dir()
+    finally:
+        slow.kill()
+        slow.wait()
+

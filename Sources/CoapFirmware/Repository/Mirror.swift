@@ -4,6 +4,7 @@ import Glibc
 import CoapFirmwareCore
 import CoapFirmwareDevice
 import Logging
+import Synchronization
 
 /// A verifying mirror of an origin's product (issue #12, item 1).
 ///
@@ -20,14 +21,27 @@ import Logging
 /// `manifest.json` fetched and verified to be the same release, or removed
 /// if the origin has none for it), each replaced atomically, so the
 /// server's rescan notifies observers of a complete release. The current
-/// and the previous release's version folders are kept, older ones pruned.
+/// and the previous release's version folders are kept, older ones pruned
+/// (by the server, once no transfer reads them, under `serve --mirror`).
 /// Image locations that are absolute URIs are left where they point.
 public final class Mirror {
+    /// Version folders a mirror no longer needs, handed to the server that
+    /// serves the same repository (`serve --mirror`): it removes each once no
+    /// transfer of its own reads from it. Keys are `<m>/<model>/<version>`.
+    public final class PruneRequests: Sendable {
+        private let pending = Mutex<[String]>([])
+        public init() {}
+        public func add(_ keys: [String]) { pending.withLock { list in list += keys.filter { !list.contains($0) } } }
+        public func take() -> [String] { pending.withLock { list in defer { list = [] }; return list } }
+    }
+
     public let repository: String
     public let manufacturer: String
     public let model: String
     private let options: UpdateOptions
     private let logger: Logger
+    /// Set by `serve --mirror`: old folders go to the server instead of being removed here.
+    public var pruneRequests: PruneRequests?
 
     /// `origin` is a base URI (coap://host[:port]) with the SPEC §4 layout under it.
     public init(repository: String, origin: CoapURI, manufacturer: String, model: String, trustedKeys: [PublicKey],
@@ -141,8 +155,16 @@ public final class Mirror {
     /// Removes version folders no kept release's image lives in.
     private func prune(keeping releases: [Manifest], in modelDirectory: String) {
         let kept = Set(releases.flatMap { $0.images.compactMap { Self.relativeLocation($0.location)?.split(separator: "/").first.map(String.init) } })
+        var old: [String] = []
         for entry in FileSystem.entries(of: modelDirectory) where FileSystem.isDirectory("\(modelDirectory)/\(entry)") && !kept.contains(entry) {
             guard FirmwareVersion(entry) != nil else { continue }  // only release folders
+            old.append(entry)
+        }
+        if let pruneRequests {
+            pruneRequests.add(old.map { "\(product)/\($0)" })
+            return
+        }
+        for entry in old {
             logger.info("mirror \(product): pruning \(entry)")
             try? FileSystem.removeTree("\(modelDirectory)/\(entry)")
         }

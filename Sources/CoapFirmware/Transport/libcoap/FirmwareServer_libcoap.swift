@@ -38,6 +38,8 @@ public final class FirmwareServer {
     /// Where a mirror passes the reports it stores on (the origin), per product.
     public var reportForwarder: ReportForwarder?
     public var forwardedProducts: Set<String> = []
+    /// Old release folders a mirror in this process wants gone (see `Mirror.PruneRequests`).
+    public var pruneRequests: Mirror.PruneRequests?
     private var reportLog: ReportLog { ReportLog(root: root, maxFileBytes: configuration.reportLogBytes) }
 
     public var endpoints: [EndpointSpec] { context.endpoints }
@@ -131,12 +133,31 @@ public final class FirmwareServer {
         catalog = now
         scanned = true
         endTransfersOfFilesChangedInPlace()
+        pruneUnusedReleases()
         // Forget mappings nobody asked for in a while; transfers keep their own references.
         let time = monotonicMilliseconds()
         for (path, used) in fileUse where time - used > 300_000 {
             files[path] = nil
             fileUse[path] = nil
         }
+    }
+
+    /// Removes the release folders a mirror handed over once no transfer of
+    /// this server reads a file in them (under either path spelling).
+    private func pruneUnusedReleases() {
+        guard let pruneRequests else { return }
+        var busy: [String] = []
+        for key in pruneRequests.take() {
+            let parts = key.split(separator: "/").map(String.init)
+            guard parts.count == 3, parts.allSatisfy(RepositoryRouter.isPlainSegment) else { continue }
+            if transfers.live.values.contains(where: { $0.path.contains("/\(key)/") }) {
+                busy.append(key)
+                continue
+            }
+            logger.info("pruning /\(RepositoryCatalog.prefixes[0])/\(key): two releases old, no transfer reads it")
+            try? FileSystem.removeTree("\(root)/.well-known/firmware/\(key)")
+        }
+        if !busy.isEmpty { pruneRequests.add(busy) }
     }
 
     /// A new libcoap resource for `path`; `replacing` is deleted only once
