@@ -3,20 +3,21 @@ import CoapFirmwareDevice
 /// One CoAP response as the update driver needs it. The payload sits in the
 /// client's block buffer (`CoapClient.payload`) until the next request.
 struct CoapResponse: Sendable, Equatable {
-    /// Response code as class.detail, e.g. 2.05 → (2, 5).
-    var codeClass: UInt8
-    var codeDetail: UInt8
-    var contentFormat: UInt16?
-    var etag: ETag?
-    var block2: Block2?
+    // Declared widest first: a response sits in every window slot (WindowBudgetTests).
+    var payloadCount = 0
     var size2: UInt64?
     /// RFC 9175 Echo value (1 to 40 bytes), sent with a 4.01 challenge.
     var echo: [UInt8]?
+    var etag: ETag?
+    var block2: Block2?
     /// RFC 7641 Observe sequence number: present when the server keeps the observation.
     var observe: UInt32?
     /// Max-Age (RFC 7252 §5.10.5; 60 when absent).
     var maxAge: UInt32?
-    var payloadCount = 0
+    var contentFormat: UInt16?
+    /// Response code as class.detail, e.g. 2.05 → (2, 5).
+    var codeClass: UInt8
+    var codeDetail: UInt8
 
     init(code: UInt8) {
         (codeClass, codeDetail) = (code >> 5, code & 0x1F)

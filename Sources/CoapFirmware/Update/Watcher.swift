@@ -43,6 +43,8 @@ public final class Watcher {
     private var withoutObserve = 0
     private var knownETag: ETag?
     private var nextID = 1
+    /// The observation's token (kept for re-registrations).
+    private var token: [UInt8]?
     private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1024, alignment: 8)
 
     public init(options: UpdateOptions, schedule: Schedule, logger: Logger) {
@@ -111,14 +113,17 @@ public final class Watcher {
                                       mappings: options.resolve, windowBytes: 0, logger: logger)
             }
             guard let client, let requester, let address = requester.address(for: uri) else {
-                observing = false
+                ended()
                 return
             }
-            client.forget(id: nextID)  // the old registration ends with RST at its next notification
+            // The same URI on the same client: re-register under the same token, so the
+            // server refreshes its one entry for us (RFC 7641 §3.3.1) instead of adding one.
+            let again = observed == uri ? token : nil
+            client.forget(id: nextID)
             nextID += 1
             let request = CoapRequest(uri: uri, accept: options.format.contentFormat, block2: Block2(number: 0, szx: 6), echo: nil,
-                                      observe: 0)
-            try client.submit(request, address: address, id: nextID, into: buffer)
+                                      observe: 0, token: again)
+            token = try client.submit(request, address: address, id: nextID, into: buffer)
             if observed != uri { knownETag = nil }
             observed = uri
             observing = true  // until the answer says otherwise
@@ -126,7 +131,7 @@ public final class Watcher {
             lastHeard = monotonicMilliseconds()
         } catch {
             logger.info("cannot observe \(uri): \(error.description)")
-            observing = false
+            ended()
         }
     }
 
@@ -153,7 +158,7 @@ public final class Watcher {
                    let address = requester?.address(for: observed) {
                     // RFC 9175: the server wants its Echo value back.
                     let request = CoapRequest(uri: observed, accept: options.format.contentFormat, block2: Block2(number: 0, szx: 6),
-                                              echo: echo, observe: 0)
+                                              echo: echo, observe: 0, token: token)
                     try? client.submit(request, address: address, id: nextID, into: buffer)
                     continue
                 }

@@ -43,6 +43,9 @@ struct CoapRequest: Sendable, Equatable {
     /// RFC 7641: 0 registers an observation; its notifications complete the
     /// same id again and again until `forget(id:)`.
     var observe: UInt32? = nil
+    /// The token to send (a re-registration keeps its observation's, RFC 7641
+    /// §3.3.1); nil: a new one.
+    var token: [UInt8]? = nil
 }
 
 /// A CoAP client over libcoap for one thread (libcoap 4.3.1 is not
@@ -130,8 +133,9 @@ final class CoapClient {
     /// must stay valid until it completes or is forgotten) and in
     /// `completions` under `id`. `timeout` is the ACK_TIMEOUT for this
     /// request's first retransmission, in milliseconds (nil: `ackTimeout`).
+    @discardableResult
     func submit(_ request: CoapRequest, address: Resolved, id: Int, into buffer: UnsafeMutableRawBufferPointer,
-                timeout: Int64? = nil) throws(TransportError) {
+                timeout: Int64? = nil) throws(TransportError) -> [UInt8] {
         let uri = request.uri
         let opened = try sessionFor(uri: uri, address: address)
         let session = opened.pointer
@@ -142,7 +146,12 @@ final class CoapClient {
         }
         var tokenLength = 0
         var token = [UInt8](repeating: 0, count: 8)
-        coap_session_new_token(session, &tokenLength, &token)
+        if let given = request.token, (1...8).contains(given.count) {
+            token = given + [UInt8](repeating: 0, count: 8 - given.count)
+            tokenLength = given.count
+        } else {
+            coap_session_new_token(session, &tokenLength, &token)
+        }
         coap_add_token(pdu, tokenLength, token)
         // Options in ascending number order (RFC 7252 §3.1).
         func add(_ number: Int32, _ bytes: [UInt8]) { coap_add_option(pdu, coap_option_num_t(number), bytes.count, bytes) }
@@ -170,6 +179,7 @@ final class CoapClient {
             forget(id: id)
             throw .failed("libcoap could not send to \(uri)")
         }
+        return Array(token.prefix(tokenLength))
     }
 
     /// Stops waiting for a request: its answer, if one comes, is ignored.
