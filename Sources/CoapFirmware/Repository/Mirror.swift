@@ -71,7 +71,8 @@ public final class Mirror {
         var report: UpdateReport
         do {
             try FileSystem.makeDirectories(options.stateDirectory, mode: 0o750)
-            report = try Updater(options: options, logger: logger).run()
+            let updater = Updater(options: options, logger: logger)
+            report = try updater.run()
         } catch {
             return UpdateReport(result: .transferFailed, reason: "\(options.stateDirectory): \(error.description)", bytesTransferred: 0)
         }

@@ -38,7 +38,10 @@ public enum FileSystem {
             throw FileSystemError(path: path, reason: "\(info.st_size) bytes, more than the \(limit)-byte limit")
         }
         var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        out.reserveCapacity(Int(info.st_size))
+        // Sized by the file (one byte more sees the end): a 400-byte manifest
+        // does not cost a zeroed 64 KiB buffer (issue #11's private memory).
+        var chunk = [UInt8](repeating: 0, count: min(64 * 1024, Int(info.st_size) + 1))
         while true {
             let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
             if n < 0 {
