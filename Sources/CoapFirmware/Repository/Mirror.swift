@@ -185,35 +185,12 @@ public final class Mirror {
     static func copy(_ source: String, to destination: String) throws(FileSystemError) {
         let temp = "\(FileSystem.directory(of: destination))/.\(FileSystem.baseName(of: destination)).mirror-\(getpid())"
         unlink(temp)
-        if link(source, temp) == 0 {
-            guard rename(temp, destination) == 0 else {
-                unlink(temp)
-                throw .errno(destination, "cannot rename \(temp) to")
-            }
-            return
-        }
-        let out = try FileSystem.createExclusive(temp, flags: O_WRONLY, mode: 0o644)
-        var failure: FileSystemError?
-        do {
-            try FileSystem.forEachChunk(source) { chunk in
-                var done = 0
-                while done < chunk.count {
-                    let n = write(out, chunk.baseAddress! + done, chunk.count - done)
-                    if n <= 0 { throw FileSystemError.errno(temp, "cannot write") }
-                    done += n
-                }
-            }
-        } catch let error as FileSystemError {
-            failure = error
+        do throws(FileSystemError) {
+            if link(source, temp) != 0 { try FileSystem.copyFile(source, to: temp) }
+            guard rename(temp, destination) == 0 else { throw FileSystemError.errno(destination, "cannot rename \(temp) to") }
         } catch {
-            failure = FileSystemError(path: source, reason: "\(error)")
-        }
-        if failure == nil, fsync(out) != 0 { failure = .errno(temp, "cannot fsync") }
-        close(out)
-        if failure == nil, rename(temp, destination) != 0 { failure = .errno(destination, "cannot rename \(temp) to") }
-        if let failure {
             unlink(temp)
-            throw failure
+            throw error
         }
     }
 }

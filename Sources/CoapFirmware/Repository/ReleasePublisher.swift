@@ -226,7 +226,7 @@ public struct ReleasePublisher {
         try FileSystem.makeDirectories(staging)
         for image in images {
             let target = "\(staging)/\(FileSystem.baseName(of: image.path))"
-            try copyFile(image.path, to: target)
+            try FileSystem.copyFile(image.path, to: target)
         }
         try FileSystem.syncDirectory(staging)
         let old = "\(modelDirectory)/.replaced-\(getpid())"
@@ -236,29 +236,5 @@ public struct ReleasePublisher {
         guard rename(staging, versionDirectory) == 0 else { throw .errno(versionDirectory, "cannot rename \(staging) to") }
         try FileSystem.syncDirectory(modelDirectory)
         try FileSystem.removeTree(old)
-    }
-
-    private func copyFile(_ source: String, to target: String) throws(FileSystemError) {
-        let fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw .errno(target, "cannot create") }
-        defer { close(fd) }
-        do {
-            try FileSystem.forEachChunk(source) { chunk in
-                var done = 0
-                while done < chunk.count {
-                    let n = write(fd, chunk.baseAddress! + done, chunk.count - done)
-                    if n < 0 {
-                        if errno == EINTR { continue }
-                        throw FileSystemError.errno(target, "cannot write")
-                    }
-                    done += n
-                }
-            }
-        } catch let error as FileSystemError {
-            throw error
-        } catch {
-            throw FileSystemError(path: target, reason: "\(error)")
-        }
-        guard fsync(fd) == 0 else { throw .errno(target, "cannot fsync") }
     }
 }

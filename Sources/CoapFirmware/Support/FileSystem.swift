@@ -55,6 +55,32 @@ public enum FileSystem {
         return out
     }
 
+    /// Copies `source` into a new file `target` (created exclusively, `mode`)
+    /// and fsyncs it; the caller renames it into place.
+    static func copyFile(_ source: String, to target: String, mode: mode_t = 0o644) throws(FileSystemError) {
+        let fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw .errno(target, "cannot create") }
+        defer { close(fd) }
+        do {
+            try forEachChunk(source) { chunk in
+                var done = 0
+                while done < chunk.count {
+                    let n = write(fd, chunk.baseAddress! + done, chunk.count - done)
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        throw FileSystemError.errno(target, "cannot write")
+                    }
+                    done += n
+                }
+            }
+        } catch let error as FileSystemError {
+            throw error
+        } catch {
+            throw FileSystemError(path: target, reason: "\(error)")
+        }
+        guard fsync(fd) == 0 else { throw .errno(target, "cannot fsync") }
+    }
+
     /// Creates `path` anew, never through a link someone planted there: a
     /// leftover (file or symlink) is removed first, then `O_CREAT | O_EXCL |
     /// O_NOFOLLOW` refuses anything that appears in between.

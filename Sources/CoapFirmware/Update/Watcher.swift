@@ -103,7 +103,13 @@ public final class Watcher {
         max(0.1, seconds * Double.random(in: 0.8...1.2, using: &generator))
     }
 
-    /// Sends an observation request (RFC 7641 §3.1) for `uri`.
+    /// The observation request (RFC 7641 §3.1): GET, Observe 0, the first 1024-byte block.
+    private func registration(_ uri: CoapURI, token: [UInt8]?, echo: [UInt8]? = nil) -> CoapRequest {
+        CoapRequest(uri: uri, accept: options.format.contentFormat, block2: Block2(number: 0, szx: 6), echo: echo,
+                    observe: 0, token: token)
+    }
+
+    /// Sends an observation request for `uri`.
     private func register(_ uri: CoapURI) {
         do {
             if client == nil || observed != uri {
@@ -121,9 +127,7 @@ public final class Watcher {
             let again = observed == uri ? token : nil
             client.forget(id: nextID)
             nextID += 1
-            let request = CoapRequest(uri: uri, accept: options.format.contentFormat, block2: Block2(number: 0, szx: 6), echo: nil,
-                                      observe: 0, token: again)
-            token = try client.submit(request, address: address, id: nextID, into: buffer)
+            token = try client.submit(registration(uri, token: again), address: address, id: nextID, into: buffer)
             if observed != uri { knownETag = nil }
             observed = uri
             observing = true  // until the answer says otherwise
@@ -157,9 +161,7 @@ public final class Watcher {
                 if response.codeClass == 4, response.codeDetail == 1, let echo = response.echo, let observed,
                    let address = requester?.address(for: observed) {
                     // RFC 9175: the server wants its Echo value back.
-                    let request = CoapRequest(uri: observed, accept: options.format.contentFormat, block2: Block2(number: 0, szx: 6),
-                                              echo: echo, observe: 0, token: token)
-                    try? client.submit(request, address: address, id: nextID, into: buffer)
+                    try? client.submit(registration(observed, token: token, echo: echo), address: address, id: nextID, into: buffer)
                     continue
                 }
                 guard response.isSuccess else {
