@@ -231,6 +231,50 @@ def test_pipelined_fault(fault, mode, procs, release, bin_dir, tmp_path):
         assert not ahead or block0 == 1, f"lock-step asked ahead of block {n}\n{context}"
 
 
+@pytest.mark.parametrize("mode", ["window", "lock-step"])
+@pytest.mark.parametrize("target", ["manifest", "image"])
+def test_confused_answer_to_a_windows_last_request(target, mode, procs, release, bin_dir, tmp_path):
+    """The last block of a pipelined manifest or image, alone in flight by
+    then, answered with block 0 (txThings' one block-wise state per peer;
+    CI saw it on a manifest). A window asks for that block again alone, and
+    the server gets lock-step. In lock-step from the start the same answer
+    breaks the block rules: the body, manifest or image, starts over (before,
+    a manifest's server failed)."""
+    repo, trust, image = release
+    name = "manifest.cbor" if target == "manifest" else IMAGE
+    size = (repo / MODEL_PATH / name).stat().st_size if target == "manifest" else len(image)
+    last = (size - 1) // BLOCK
+    bad = procs.malicious(repo, f"confused-once:{last}")
+    state = tmp_path / "state"
+    extra = ["--lock-step"] if mode == "lock-step" else []
+    run = cli.update(bin_dir, trust, MODEL, state, *local_discovery_args(bad.port), "--block-size", BLOCK,
+                     "--timeout", 10, *extra)
+    log = bad.log()
+    context = f"{run.describe()}\n--- malicious server ---\n{log[-3000:]}"
+    asked = [int(n) for n in re.findall(rf"GET /\S*/{re.escape(name)} block (\d+)/{BLOCK}:", log)]
+    assert run.returncode == 0 and run.json["result"] == "updated", context
+    assert (state / "installed" / IMAGE).read_bytes() == image, context
+    assert asked.count(last) == 2, f"{name}: block {last} asked {asked.count(last)} times\n{context}"
+    starts = 1 if mode == "window" else 2
+    assert asked.count(0) == starts, f"{name}: block 0 asked {asked.count(0)} times, not {starts}\n{context}"
+
+
+def test_fetch_starts_a_confused_body_over(procs, release, bin_dir, tmp_path):
+    """`fetch` has the same rule: a block out of place starts the body again
+    at block 0."""
+    repo, _, image = release
+    last = (len(image) - 1) // BLOCK
+    bad = procs.malicious(repo, f"confused-once:{last}")
+    out = tmp_path / "fetched.bin"
+    run = cli.run_binary(bin_dir, "coap-fw-client", "fetch", "-o", out, "--block-size", BLOCK, "--lock-step",
+                         "--timeout", 10, f"coap://127.0.0.1:{bad.port}/{MODEL_PATH}/1.0.0/{IMAGE}")
+    log = bad.log()
+    assert run.returncode == 0, f"{run.describe()}\n{log[-2000:]}"
+    assert out.read_bytes() == image
+    asked = [int(n) for n in re.findall(rf"GET /\S*/{IMAGE} block (\d+)/{BLOCK}:", log)]
+    assert asked.count(0) == 2 and asked.count(last) == 2, asked
+
+
 def test_kill9_mid_window_resumes_at_the_frontier(procs, release, bin_dir, tmp_path):
     repo, trust, image = release
     server = procs.server(repo)

@@ -27,6 +27,11 @@ Exactly one fault is injected, chosen with ``--fault``:
 ``duplicate:N``
     the answer to image block N is block N-1 again (its number and payload):
     a duplicate, as a confused cache or a replay would send.
+``confused-once:N``
+    the first request for block N of each file (manifests too) is answered
+    300 ms late with block 0 (its number and payload), as txThings' one
+    block-wise state per peer answers the last request of a pipelined
+    download; later requests for that block are answered correctly.
 ``slow:MS``
     not a fault: every image block is answered MS milliseconds late (a slow
     but moving transfer, which a client's time-out must not cut).
@@ -38,7 +43,7 @@ Exactly one fault is injected, chosen with ``--fault``:
     the body length can give the lie away).
 
 Faults apply to image files (anything that is not ``manifest*``), except
-``wrong-size2`` and ``silent``, which apply to every request. Block numbers N count in the
+``wrong-size2``, ``silent`` and ``confused-once``, which apply to every request. Block numbers N count in the
 block size of the request (16 << SZX).
 
 The server prints its port on stdout (one line, the number) once it listens,
@@ -67,7 +72,8 @@ from aiocoap.optiontypes import BlockOption
 
 from support.paths import CONTENT_FORMATS, content_format, repo_file
 
-FAULTS_WITH_N = ("flip-bit", "etag-change", "truncate", "stall", "wrong-block", "duplicate", "extend", "slow", "max-szx")
+FAULTS_WITH_N = ("flip-bit", "etag-change", "truncate", "stall", "wrong-block", "duplicate", "extend", "slow", "max-szx",
+                 "confused-once")
 FAULTS_PLAIN = ("none", "wrong-size2", "silent")
 
 
@@ -98,6 +104,7 @@ class Repository(aiocoap.resource.Resource):
         self.fault = fault
         self.n = n
         self.requests = 0
+        self.confused: set[str] = set()
 
     async def needs_blockwise_assembly(self, request) -> bool:
         return False
@@ -138,7 +145,7 @@ class Repository(aiocoap.resource.Resource):
 
         real_size = len(body)
         etag = hashlib.sha256(body).digest()[:8]
-        fault = self.fault if (is_image or self.fault == "wrong-size2") else "none"
+        fault = self.fault if (is_image or self.fault in ("wrong-size2", "confused-once")) else "none"
         n = self.n
         announce_size2 = True
 
@@ -153,6 +160,10 @@ class Repository(aiocoap.resource.Resource):
             await asyncio.Event().wait()  # forever; cancelled at shutdown
 
         served = n - 1 if fault == "duplicate" and number == n and n > 0 else number
+        if fault == "confused-once" and number == n > 0 and path_text not in self.confused:
+            self.confused.add(path_text)
+            await asyncio.sleep(0.3)
+            served = 0
         reported_number = served
         start = served * size
         if start > len(body) or (start == len(body) and len(body) > 0):

@@ -136,6 +136,7 @@ public final class Mirror {
                                   mappings: options.resolve, windowBytes: options.windowBytes, logger: logger)
         var body: [UInt8] = []
         let fetched = requester.fetchBody(uri, szx: options.szx, limit: 1 << 20) { offset, chunk in
+            if offset == 0 { body = [] }  // a fresh start
             if Int(offset) == body.count { body += chunk }
             return nil
         }

@@ -34,7 +34,11 @@ public enum Download {
                                   logger: logger)
         guard requester.address(for: uri) != nil else { throw Failure(description: "\(uri): cannot resolve \(uri.host)") }
         let result = requester.fetchBody(uri, szx: szx, limit: .max) { offset, bytes in
-            guard fd >= 0, bytes.count > 0 else { return nil }
+            guard fd >= 0 else { return nil }
+            if offset == 0, ftruncate(fd, 0) != 0 {  // a fresh start: a shorter body leaves nothing behind
+                return "\(output ?? ""): truncate failed: \(String(cString: strerror(errno)))"
+            }
+            guard bytes.count > 0 else { return nil }
             return pwrite(fd, bytes.baseAddress, bytes.count, off_t(offset)) == bytes.count
                 ? nil : "\(output ?? ""): write failed: \(String(cString: strerror(errno)))"
         }

@@ -27,11 +27,13 @@ import Logging
 /// **Servers.** Nothing is asked ahead until the server has answered a
 /// block at this block size (a server may answer with smaller blocks, RFC
 /// 7959 §2.4, and requests made at the bigger size would be wasted), and
-/// never again from a server that answered a request in a window with
-/// another block than the one asked for (txThings keeps one block-wise state
-/// per peer): that block is asked for again alone, and the server gets
-/// lock-step from then on. In lock-step every answer goes to the block
-/// rules as it came, so a server that lies is caught as before.
+/// never again from a server that answered a request of a pipelined body
+/// with another block than the one asked for (txThings keeps one block-wise
+/// state per peer, and may answer even the window's last request, alone in
+/// flight by then, with block 0): that block is asked for again alone, on
+/// a new port, and the server gets lock-step from then on. In lock-step
+/// every answer goes to the block rules as it came, so a server that lies
+/// is caught as before.
 ///
 /// **Patience.** A request unanswered for `exchangeTimeout` is sent afresh
 /// (a new token; libcoap's retransmissions of the old one may still be
@@ -88,6 +90,11 @@ final class Requester {
         /// The block handed out by the previous call, whose slot is still the caller's.
         var handedOut: UInt32?
         var serverKey: String
+        /// Whether a request went out while another was in flight: from
+        /// then on an answer with another block than asked for may be the
+        /// server's confusion (txThings answers the last request of a
+        /// window, alone by then, with block 0), not a lie.
+        var pipelined = false
     }
 
     /// A block in the window: asked for, answered, or failed.
@@ -278,6 +285,7 @@ final class Requester {
             if client.sessionExhausted && client.inFlight > 0 { break }
             let index = slotIndex(s.requested)
             guard slots[index].phase == .empty else { break }
+            if flying > 0 { s.pipelined = true }
             submit(index, number: s.requested, accept: accept)
             s.requested += 1
             flying += 1
@@ -327,7 +335,7 @@ final class Requester {
                 if let b = response.block2 {
                     // RFC 7959 §2.4: an answer in smaller blocks starts where the block asked for does.
                     let matches = b.szx <= s.szx && UInt64(b.number) == UInt64(number) << (s.szx - b.szx)
-                    if !matches, inFlight > 1 || s.requested &- s.next > 1 {
+                    if !matches, s.pipelined, servers[s.serverKey]?.lockStep != true {
                         fallBackToLockStep(s, because: "block \(number) was answered as block \(b.number) of \(b.size) bytes in a window")
                         return
                     }
@@ -462,11 +470,17 @@ final class Requester {
 
     /// Fetches a whole body of at most `limit` bytes, block by block, each
     /// block checked by `BlockReceiver` (the one set of block rules) and
-    /// handed to `sink` at its offset; returns the body's length.
-    func fetchBody(_ uri: CoapURI, szx: UInt8, limit: UInt64,
-                          sink: (UInt64, UnsafeRawBufferPointer) -> String?) -> Result<UInt64, BodyError> {
+    /// handed to `sink` at its offset; returns the body's length. A fault a
+    /// fresh start may cure (a changed ETag, a block out of place: a server
+    /// that rebuilt the body, or txThings answering a request on a new port
+    /// with block 0) starts the body again at block 0, at most `maxRestarts`
+    /// times, as `UpdateEngine` does for images; the sink then sees offset 0
+    /// again and drops what it had.
+    func fetchBody(_ uri: CoapURI, szx: UInt8, limit: UInt64, maxRestarts: Int = 3,
+                   sink: (UInt64, UnsafeRawBufferPointer) -> String?) -> Result<UInt64, BodyError> {
         var receiver = BlockReceiver(limit: limit, szx: szx)
         var next: Block2? = receiver.nextBlock
+        var restarts = 0
         while let block = next {
             let delivery: Delivery
             switch fetchBlock(uri, block) {
@@ -479,6 +493,11 @@ final class Requester {
             case .accept(let offset, let following):
                 if let why = sink(offset, delivery.payload) { return .failure(.sink(why)) }
                 next = following
+            case .restart(let fault) where restarts < maxRestarts:
+                restarts += 1
+                logger.info("\(uri): \(fault); starting the body again")
+                receiver = BlockReceiver(limit: limit, szx: szx)
+                next = receiver.nextBlock
             case .restart(let fault), .mismatch(let fault), .reject(let fault):
                 return .failure(.blocks(fault))
             }

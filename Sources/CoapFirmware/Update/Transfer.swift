@@ -53,7 +53,11 @@ final class Transfer {
     func fetchManifest(_ uri: CoapURI, engine: inout UpdateEngine) -> [UpdateEngine.Action] {
         var body: [UInt8] = []
         let limit = UInt64(Manifest.maxEncodedSize)
-        switch requester.fetchBody(uri, szx: szx, limit: limit, sink: { _, bytes in body.append(contentsOf: bytes); return nil }) {
+        switch requester.fetchBody(uri, szx: szx, limit: limit, sink: { offset, bytes in
+            if offset == 0 { body.removeAll(keepingCapacity: true) }  // a fresh start
+            body.append(contentsOf: bytes)
+            return nil
+        }) {
         case .failure(.blocks(.tooLong)):
             return engine.manifestFailed(.badManifest, "\(uri): manifest: more than \(limit) bytes")
         case .failure(let error):
