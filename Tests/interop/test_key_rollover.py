@@ -1,7 +1,9 @@
 """Issue #12 item 3, key rollover: a device adopts the key a fully verified
-and installed release announces in `key-info`, retires the older keys once a
-release signed by the adopted key is installed (its --trust anchor
-included), and adopts nothing from a manifest or release that failed.
+and installed release announces in `key-info`, retires every other key once
+a release signed by the adopted key is installed (its --trust anchor and
+keys adopted meanwhile included), runs those rules once per installed
+release (an anchor added later stays), and adopts nothing from a manifest
+or release that failed.
 Real processes: our server (or the malicious one), our client, files on disk."""
 import json
 import signal
@@ -93,6 +95,52 @@ def test_rollover_k1_announces_k2_then_k2_signs_and_k1_is_retired(bin_dir, procs
     assert third.returncode == 1 and third.json["result"] == "bad-signature", third.describe()
     assert third.json["version"] == "1.1.0"
     assert status(bin_dir, state)["version"] == "1.1.0"
+
+
+def test_an_anchor_added_after_the_rollover_is_not_retired(bin_dir, procs, tmp_path):
+    """After the rollover (K2 adopted and signing, K1 retired), the operator
+    adds --trust K3: the rules already ran on the installed 1.1.0, so K3 stays
+    an anchor (it used to be retired at the next start), and a release K3
+    signs installs."""
+    keys = Keys(bin_dir, tmp_path)
+    repo, state = tmp_path / "repo", tmp_path / "state"
+    publish(bin_dir, repo, keys, "k1", "1.0.0", image_file(tmp_path / "fw.bin", 5_000, seed=11), announce="k2")
+    origin = procs.server(repo).uri()
+    cli.assert_updated(update(bin_dir, keys, state, origin), "1.0.0")
+    publish(bin_dir, repo, keys, "k2", "1.1.0", image_file(tmp_path / "fw2.bin", 5_000, seed=12))
+    cli.assert_updated(update(bin_dir, keys, state, origin), "1.1.0")
+
+    again = update(bin_dir, keys, state, origin, "--trust", keys.public("k3"))
+    assert again.returncode == 0 and again.json["result"] == "up-to-date", again.describe()
+    assert trust_of(status(bin_dir, state, keys.public("k1"), keys.public("k3"))) == {
+        keys.kid["k1"]: "retired", keys.kid["k2"]: "adopted", keys.kid["k3"]: "anchor"}
+    publish(bin_dir, repo, keys, "k3", "1.2.0", image_file(tmp_path / "fw3.bin", 5_000, seed=13))
+    cli.assert_updated(update(bin_dir, keys, state, origin, "--trust", keys.public("k3")), "1.2.0")
+
+
+def test_a_key_adopted_from_a_leaked_old_key_is_retired_by_the_rollover(bin_dir, procs, tmp_path):
+    """K1 signs 1.0.0 announcing K2 (adopted). An attacker holding the leaked
+    K1 signs 1.1.0 announcing K3: it installs (K1 is still trusted) and K3 is
+    adopted, after K2. The manufacturer's K2 then signs 1.2.0: the set
+    becomes K2 alone, K1 and K3 retired, and a 1.3.0 that K3 signs is
+    bad-signature (a rule of "keys older than K2" kept K3)."""
+    keys = Keys(bin_dir, tmp_path)
+    repo, state = tmp_path / "repo", tmp_path / "state"
+    publish(bin_dir, repo, keys, "k1", "1.0.0", image_file(tmp_path / "fw.bin", 5_000, seed=21), announce="k2")
+    origin = procs.server(repo).uri()
+    cli.assert_updated(update(bin_dir, keys, state, origin), "1.0.0")
+    publish(bin_dir, repo, keys, "k1", "1.1.0", image_file(tmp_path / "fw2.bin", 5_000, seed=22), announce="k3")
+    cli.assert_updated(update(bin_dir, keys, state, origin), "1.1.0")
+    assert trust_of(status(bin_dir, state, keys.public("k1")))[keys.kid["k3"]] == "adopted"
+
+    publish(bin_dir, repo, keys, "k2", "1.2.0", image_file(tmp_path / "fw3.bin", 5_000, seed=23))
+    cli.assert_updated(update(bin_dir, keys, state, origin), "1.2.0")
+    assert trust_of(status(bin_dir, state, keys.public("k1"))) == {
+        keys.kid["k1"]: "retired", keys.kid["k2"]: "adopted", keys.kid["k3"]: "retired"}
+    publish(bin_dir, repo, keys, "k3", "1.3.0", image_file(tmp_path / "fw4.bin", 5_000, seed=24))
+    run = update(bin_dir, keys, state, origin)
+    assert run.returncode == 1 and run.json["result"] == "bad-signature", run.describe()
+    assert status(bin_dir, state)["version"] == "1.2.0"
 
 
 def test_key_info_of_an_untrusted_manifest_is_not_adopted(bin_dir, procs, tmp_path):

@@ -153,7 +153,8 @@ def test_origin_sees_one_fetch_per_release(bin_dir, procs, tmp_path):
 def test_mirror_keeps_two_releases_and_follows_a_key_rollover(bin_dir, procs, tmp_path):
     """K1 signs 1.0.0 announcing K2; K2 alone signs 1.1.0 and 1.2.0. A mirror
     trusting only K1 publishes all three (it adopts K2 as a device does), and
-    keeps the version folders of the current and the previous release."""
+    keeps the version folders of the current and the previous release, also
+    when the previous one's key was just retired."""
     k1, k2 = tmp_path / "k1", tmp_path / "k2"
     cli.keygen(bin_dir, k1)
     cli.keygen(bin_dir, k2)
@@ -165,13 +166,14 @@ def test_mirror_keeps_two_releases_and_follows_a_key_rollover(bin_dir, procs, tm
     origin = procs.server(origin_repo)
     uri = f"coap://127.0.0.1:{origin.port}"
     assert mirror_once(bin_dir, mirror_repo, uri, k1).json["result"] == "updated"
-    for version, seed in (("1.1.0", 11), ("1.2.0", 12)):
+    for version, seed, kept in (("1.1.0", 11, ["1.0.0", "1.1.0"]), ("1.2.0", 12, ["1.1.0", "1.2.0"])):
         publish(bin_dir, origin_repo, k2, version, seed)
         time.sleep(1.2)  # the origin's rescan
         run = mirror_once(bin_dir, mirror_repo, uri, k1)
         assert run.returncode == 0 and run.json["result"] == "updated" and run.json["version"] == version, run.describe()
-    folders = sorted(p.name for p in model_dir(mirror_repo).iterdir() if p.is_dir())
-    assert folders == ["1.1.0", "1.2.0"], folders
+        # At 1.1.0 K1 is retired: 1.0.0, which K1 signed, is still the previous release and kept.
+        folders = sorted(p.name for p in model_dir(mirror_repo).iterdir() if p.is_dir())
+        assert folders == kept, f"at {version}: {folders}"
 
 
 def test_mirror_option_errors(bin_dir, tmp_path):

@@ -101,7 +101,11 @@ public final class Mirror {
         if let current = try? FileSystem.read(cborPath, limit: 1 << 20), current == envelope { return false }
 
         let modelDirectory = layout.modelDirectory(manufacturer: manufacturer, model: model)
-        let previous = (try? FileSystem.read(cborPath, limit: 1 << 20)).flatMap { try? ManifestVerifier(trustedKeys: trust.keys).verify($0) }
+        // The release published before stays (its folders are kept) even when a
+        // rollover retired the key that signed it.
+        let previous = (try? FileSystem.read(cborPath, limit: 1 << 20)).flatMap {
+            try? ManifestVerifier(trustedKeys: trust.everKnownKeys).verify($0)
+        }
         // Images first.
         for (component, installed) in zip(verified.manifest.images, record.components) {
             guard let relative = Self.relativeLocation(component.location) else {

@@ -5,20 +5,28 @@ import CoapFirmwareDevice
 /// the keys it adopted from `key-info`, minus the retired kids.
 ///
 /// Rules, applied to a release only once it is fully verified and installed
-/// (its signature under the trust set of the time, every image digest):
-/// - **Retire.** If an adopted key signed it, every key older than that one
-///   (the anchors, and keys adopted before it) is retired: a manufacturer that
-///   signs with its new key has moved on, and a leaked old key must stop
-///   working. A retired kid is refused even when `--trust` names it again.
+/// (its signature under the trust set of the time, every image digest), and
+/// once for each installed release:
+/// - **Retire.** If an adopted key S signed it, the manufacturer has moved to
+///   S: every other key of the set is retired, the anchors and other adopted
+///   keys included, but for the key this release announces. So a leaked old
+///   key stops working, and so does any key it got adopted meanwhile (an
+///   attacker's release signed with the old key, announcing the attacker's
+///   key), which a rule of "keys older than S" would keep. A retired kid is
+///   refused even when `--trust` names it again.
 /// - **Adopt.** The key its `key-info` announces joins the set, unless it is
 ///   retired or already trusted.
 ///
+/// A release signed by an anchor retires nothing: a device provisioned
+/// after a rollover gets the new key as its anchor instead of the old one.
 /// `key-info` in anything that failed validation never reaches these rules.
-/// They are idempotent and run again at the start of each update on the
-/// installed manifest (re-verified under the current set), so a process
-/// killed between the install switch and the trust file's rename adopts on
-/// its next run. `<state>/trust.json` is replaced atomically (write, fsync,
-/// rename): a kill leaves the old set or the new one.
+/// `applied` records the installed release the rules last ran on (the
+/// SHA-256 of its envelope): they run at the start of an update only for an
+/// installed release they have not seen, so a process killed between the
+/// install switch and the trust file's rename adopts on its next run, while
+/// an anchor added later with `--trust` is not retired by a release
+/// installed before it. `<state>/trust.json` is replaced atomically (write,
+/// fsync, rename): a kill leaves the old set or the new one.
 public struct TrustStore: Sendable {
     public struct Adopted: Sendable {
         public let key: PublicKey
@@ -29,6 +37,8 @@ public struct TrustStore: Sendable {
     public let anchors: [PublicKey]
     public private(set) var adopted: [Adopted]
     public private(set) var retired: [[UInt8]]
+    /// The SHA-256 (hex) of the installed envelope the rules last ran on.
+    public private(set) var applied: String?
 
     public static func path(state root: String) -> String { "\(root)/trust.json" }
 
@@ -38,8 +48,13 @@ public struct TrustStore: Sendable {
             .reduce(into: [PublicKey]()) { set, key in if !set.contains(where: { $0.kid == key.kid }) { set.append(key) } }
     }
 
-    public init(anchors: [PublicKey], adopted: [Adopted] = [], retired: [[UInt8]] = []) {
-        (self.anchors, self.adopted, self.retired) = (anchors, adopted, retired)
+    /// Every key the set ever held, retired ones included: for recognising a
+    /// release this device or mirror had before (which folders a mirror
+    /// keeps), never for accepting one.
+    public var everKnownKeys: [PublicKey] { anchors + adopted.map(\.key) }
+
+    public init(anchors: [PublicKey], adopted: [Adopted] = [], retired: [[UInt8]] = [], applied: String? = nil) {
+        (self.anchors, self.adopted, self.retired, self.applied) = (anchors, adopted, retired, applied)
     }
 
     /// The anchors and what `<state>/trust.json` records (nothing yet if it is missing).
@@ -73,6 +88,12 @@ public struct TrustStore: Sendable {
             guard case .string(let hex) = item, let kid = Hex.decodeLowercase(hex), kid.count == 8 else { throw fail("bad retired kid") }
             store.retired.append(kid)
         }
+        // Absent in a file written before the field existed: the rules run once more.
+        if let value = m.first(where: { $0.key == "applied" })?.value {
+            guard case .string(let hex) = value, hex.utf8.count == 64, Hex.decodeLowercase(hex) != nil
+            else { throw fail("bad applied digest") }
+            store.applied = hex
+        }
         return store
     }
 
@@ -83,7 +104,7 @@ public struct TrustStore: Sendable {
                          ("key", .string(String(decoding: (try? a.key.fileBytes()) ?? [], as: UTF8.self)))])
             })),
             ("retired", .array(retired.map { .string(Hex.encode($0)) })),
-        ])
+        ] + (applied.map { [("applied", JSONValue.string($0))] } ?? []))
     }
 
     /// `status --json`'s view: each kid with `anchor`, `adopted` or `retired`.
@@ -101,20 +122,25 @@ public struct TrustStore: Sendable {
         return .array(rows)
     }
 
-    /// Applies the rules to an installed release; true when the set changed.
+    /// Whether the rules already ran on the installed envelope with this SHA-256 (hex).
+    public func hasApplied(_ envelopeDigest: String) -> Bool { applied == envelopeDigest }
+
+    /// Applies the rules to an installed release, whose envelope has the
+    /// SHA-256 `envelopeDigest` (hex); true when the set changed.
     @discardableResult
-    public mutating func apply(installed verified: VerifiedManifest) -> Bool {
-        var changed = false
+    public mutating func apply(installed verified: VerifiedManifest, envelopeDigest: String) -> Bool {
+        var changed = applied != envelopeDigest
+        applied = envelopeDigest
         let signer = verified.signerKid
-        if let index = adopted.firstIndex(where: { $0.key.kid == signer }) {
-            let older = anchors.map(\.kid) + adopted.prefix(index).map(\.key.kid)
-            for kid in older where kid != signer && !retired.contains(kid) {
+        let announced = verified.manifest.keyInfo.flatMap { try? PublicKey(keyInfo: $0) }
+        if adopted.contains(where: { $0.key.kid == signer }) {
+            for kid in anchors.map(\.kid) + adopted.map(\.key.kid)
+            where kid != signer && kid != announced?.kid && !retired.contains(kid) {
                 retired.append(kid)
                 changed = true
             }
         }
-        if let info = verified.manifest.keyInfo, let key = try? PublicKey(keyInfo: info),
-           !retired.contains(key.kid), !keys.contains(where: { $0.kid == key.kid }) {
+        if let key = announced, !retired.contains(key.kid), !keys.contains(where: { $0.kid == key.kid }) {
             adopted.append(Adopted(key: key, announcedBy: verified.manifest.firmwareVersion.description))
             changed = true
         }

@@ -21,14 +21,17 @@ public final class Updater {
     }
 
     /// Applies the key-rollover rules to the installed release (re-verified under
-    /// the current set) and saves the set when it changed. Idempotent: it runs at
-    /// the start of every update too, so an install whose trust file was not
-    /// written yet (a kill, a full disk) is caught up on the next run.
+    /// the current set) unless they already ran on it, and saves the set when
+    /// it changed. It runs at the start of every update too, so an install
+    /// whose trust file was not written yet (a kill, a full disk) is caught up
+    /// on the next run.
     private func reconcileTrust(_ state: DeviceState) {
-        guard let envelope = state.installedEnvelope(),
+        guard let envelope = state.installedEnvelope() else { return }
+        let digest = Hex.encode(OpenSSLSHA256.hash(envelope))
+        guard !trust.hasApplied(digest),
               let verified = try? ManifestVerifier(trustedKeys: trust.keys).verify(envelope) else { return }
         var next = trust
-        guard next.apply(installed: verified) else { return }
+        guard next.apply(installed: verified, envelopeDigest: digest) else { return }
         do {
             try next.save(state: state.root)
             for a in next.adopted where !trust.adopted.contains(where: { $0.key.kid == a.key.kid }) {
