@@ -110,6 +110,28 @@ def test_watch_registers_again_after_the_server_restarts(bin_dir, procs, tmp_pat
         watch.stop()
 
 
+def test_watch_takes_a_max_age_of_5_s_at_least(bin_dir, procs, tmp_path):
+    """A server answering with Max-Age 1 would have the watcher register
+    again after 3 s of silence, over and over; it takes 5 s (plus its 2 s
+    margin): nothing in the first 6 s, then it does register again."""
+    keys = tmp_path / "keys"
+    cli.keygen(bin_dir, keys)
+    repo, state = tmp_path / "repo", tmp_path / "state"
+    release(bin_dir, repo, keys, "1.0.0", 6)
+    server = procs.server(repo, "--manifest-max-age", "1")
+    watch = Watch(bin_dir, keys / "public.pem", state, server.uri(), "--spread", "0", "--interval", "3600")
+    try:
+        watch.wait_for(lambda l: l["version"] == "1.0.0", 30, "first update")
+        time.sleep(6)
+        assert watch.log().count("registering again") == 0, watch.log()
+        deadline = time.monotonic() + 10
+        while "registering again" not in watch.log() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "registering again" in watch.log(), watch.log()
+    finally:
+        watch.stop()
+
+
 def test_watch_polls_a_server_without_observe(bin_dir, procs, tmp_path):
     """The malicious server (no fault) answers without Observe: the watcher
     says so, and the interval run (2 s) installs 1.1.0."""

@@ -43,7 +43,7 @@ public enum Download {
                 ? nil : "\(output ?? ""): write failed: \(String(cString: strerror(errno)))"
         }
         switch result {
-        case .success(let length): return length
+        case .success(let body): return body.length
         case .failure(let error): throw Failure(description: "\(uri): \(error)")
         }
     }

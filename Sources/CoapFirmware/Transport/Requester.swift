@@ -477,10 +477,11 @@ final class Requester {
     /// times, as `UpdateEngine` does for images; the sink then sees offset 0
     /// again and drops what it had.
     func fetchBody(_ uri: CoapURI, szx: UInt8, limit: UInt64, maxRestarts: Int = 3,
-                   sink: (UInt64, UnsafeRawBufferPointer) -> String?) -> Result<UInt64, BodyError> {
+                   sink: (UInt64, UnsafeRawBufferPointer) -> String?) -> Result<Body, BodyError> {
         var receiver = BlockReceiver(limit: limit, szx: szx)
         var next: Block2? = receiver.nextBlock
         var restarts = 0
+        var etag: ETag?
         while let block = next {
             let delivery: Delivery
             switch fetchBlock(uri, block) {
@@ -492,6 +493,7 @@ final class Requester {
             switch receiver.receive(response.block(asked: block.szx)) {
             case .accept(let offset, let following):
                 if let why = sink(offset, delivery.payload) { return .failure(.sink(why)) }
+                etag = response.etag
                 next = following
             case .restart(let fault) where restarts < maxRestarts:
                 restarts += 1
@@ -502,6 +504,12 @@ final class Requester {
                 return .failure(.blocks(fault))
             }
         }
-        return .success(receiver.offset)
+        return .success(Body(length: receiver.offset, etag: etag))
+    }
+
+    /// A body fetched: its length, and its ETag (the last block's; the block rules held it the same throughout).
+    struct Body {
+        var length: UInt64
+        var etag: ETag?
     }
 }

@@ -18,6 +18,8 @@ final class Transfer {
 
     var verified: VerifiedManifest?
     var manifestID = ""
+    /// The ETag of the manifest fetched (the body's, as the block rules held it).
+    private(set) var manifestETag: ETag?
     var imageURIs: [CoapURI] = []
     var verifiers: [BlockDigestVerifier<OpenSSLDigests>] = []
     var files: [Int32] = []
@@ -62,7 +64,8 @@ final class Transfer {
             return engine.manifestFailed(.badManifest, "\(uri): manifest: more than \(limit) bytes")
         case .failure(let error):
             return engine.transportFailed("\(uri): manifest: \(error)")
-        case .success:
+        case .success(let fetched):
+            manifestETag = fetched.etag
             return verify(body, from: uri, engine: &engine)
         }
     }

@@ -61,6 +61,8 @@ public struct AttemptReport: Sendable {
     public var result: ResultCode
     public var reason: String?
     public var bytes: UInt64
+    /// The ETag the server gave its manifest (not printed; `watch` compares notifications with it).
+    public var manifestETag: ETag? = nil
 }
 
 /// The outcome of an update run (`--json` prints it, SPEC §7).
@@ -71,6 +73,11 @@ public struct UpdateReport: Sendable {
     public var version: String?
     public var bytesTransferred: UInt64
     public var attempts: [AttemptReport]
+    /// The ETag of the manifest at `source`, when it gave one (not printed).
+    public var sourceETag: ETag? {
+        guard let source else { return nil }
+        return attempts.last { $0.uri == source }?.manifestETag
+    }
 
     public init(result: ResultCode, reason: String?, source: String? = nil, version: String? = nil,
                 bytesTransferred: UInt64, attempts: [AttemptReport] = []) {

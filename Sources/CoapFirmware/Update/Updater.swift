@@ -188,7 +188,9 @@ public final class Updater {
             if case .finish(let outcome) = action {
                 transfer.close()
                 let result = outcome.result == .transferFailed && !requester.answered ? .noServer : outcome.result
-                return (report(result, outcome.reason), requester.answered)
+                var attempt = report(result, outcome.reason)
+                attempt.manifestETag = transfer.manifestETag
+                return (attempt, requester.answered)
             }
             queue += transfer.perform(action, manifestURI: manifestURI, engine: &engine)
         }

@@ -41,11 +41,17 @@ public final class Watcher {
     private var retryAt: Int64?
     private var failedRegistrations = 0
     private var withoutObserve = 0
+    /// Whether this registration already answered a 4.01 with Echo (RFC 9175): once only.
+    private var echoed = false
     private var knownETag: ETag?
     private var nextID = 1
     /// The observation's token (kept for re-registrations).
     private var token: [UInt8]?
     private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1024, alignment: 8)
+
+    /// The least Max-Age taken from a server (seconds): it sets how soon
+    /// silence means a lost observation, so how often a device registers.
+    static let minimumMaxAge: Int64 = 5
 
     public init(options: UpdateOptions, schedule: Schedule, logger: Logger) {
         (self.options, self.schedule, self.logger) = (options, schedule, logger)
@@ -66,6 +72,11 @@ public final class Watcher {
                 register(source)
             } else if observed != nil, !observing {
                 register(observed!)
+            }
+            // What the run saw: the registration's answer is a change only if it differs
+            // (a release published between the run and the registration is not missed).
+            if let report, report.source.flatMap(CoapURI.init) == observed, let etag = report.sourceETag {
+                knownETag = etag
             }
             let wait = succeeded ? jittered(schedule.interval)
                 : jittered(min(schedule.interval, schedule.backoff * Double(1 << min(failures - 1, 20))))
@@ -114,6 +125,8 @@ public final class Watcher {
         do {
             if client == nil || observed != uri {
                 let c = try CoapClient(logger: logger, psk: options.psk)
+                c.ackTimeout = options.ackTimeout
+                c.maxRetransmit = options.maxRetransmit
                 client = c
                 requester = Requester(client: c, timeout: options.timeout, exchangeTimeout: options.exchangeTimeout,
                                       mappings: options.resolve, windowBytes: 0, logger: logger)
@@ -132,6 +145,7 @@ public final class Watcher {
             observed = uri
             observing = true  // until the answer says otherwise
             awaitingFirst = true
+            echoed = false
             lastHeard = monotonicMilliseconds()
         } catch {
             logger.info("cannot observe \(uri): \(error.description)")
@@ -148,7 +162,8 @@ public final class Watcher {
         do {
             try client.process(milliseconds: milliseconds)
         } catch {
-            observing = false
+            logger.info("observation of \(observed?.description ?? "?") ended: \(error.description)")
+            ended()
             return false
         }
         var changed = false
@@ -158,10 +173,17 @@ public final class Watcher {
                 logger.info("observation of \(observed?.description ?? "?") ended: \(error.description)")
                 ended()
             case .success(let response):
-                if response.codeClass == 4, response.codeDetail == 1, let echo = response.echo, let observed,
+                if response.codeClass == 4, response.codeDetail == 1, let echo = response.echo, !echoed, let observed,
                    let address = requester?.address(for: observed) {
-                    // RFC 9175: the server wants its Echo value back.
-                    try? client.submit(registration(observed, token: token, echo: echo), address: address, id: nextID, into: buffer)
+                    // RFC 9175: the server wants its Echo value back (once; a second 4.01 ends it below).
+                    echoed = true
+                    do {
+                        _ = try client.submit(registration(observed, token: token, echo: echo), address: address, id: nextID,
+                                              into: buffer)
+                    } catch {
+                        logger.info("cannot observe \(observed): \(error.description)")
+                        ended()
+                    }
                     continue
                 }
                 guard response.isSuccess else {
@@ -189,7 +211,8 @@ public final class Watcher {
                 retryAt = nil
                 failedRegistrations = 0
                 lastHeard = monotonicMilliseconds()
-                maxAge = Int64(response.maxAge ?? 60)
+                // Max-Age 0 or 1 would mean a registration every few seconds: 5 s at least, a day at most.
+                maxAge = min(max(Int64(response.maxAge ?? 60), Self.minimumMaxAge), 86_400)
                 // The answer to a registration is the manifest as it is now: a change
                 // only if its ETag differs from the one last seen (a re-registration
                 // after the server restarted may bring a release published meanwhile).

@@ -86,6 +86,9 @@ final class CoapClient {
         var buffer: UnsafeMutableRawBufferPointer
         /// An observation: stays pending after an answer (its notifications follow).
         var observing = false
+        /// The Message ID it went out with: a NACK of an earlier message under
+        /// the same token (a re-registration keeps its token) is not this one's.
+        var mid: coap_mid_t = COAP_INVALID_MID
     }
     /// Requests in flight by token (at most 8 bytes, as a number).
     private var pending: [UInt64: Pending] = [:]
@@ -175,10 +178,12 @@ final class CoapClient {
         tokenOf[id] = key
         requestsSent += 1
         opened.requests += 1
-        guard coap_send(session, pdu) != COAP_INVALID_MID else {
+        let mid = coap_send(session, pdu)
+        guard mid != COAP_INVALID_MID else {
             forget(id: id)
             throw .failed("libcoap could not send to \(uri)")
         }
+        pending[key]?.mid = mid
         return Array(token.prefix(tokenLength))
     }
 
@@ -316,8 +321,10 @@ private func sessionFor(uri: CoapURI, address: Resolved) throws(TransportError) 
         // or answered already is none of ours.
         guard let sent else { return }
         let token = coap_pdu_get_token(sent)
-        guard let request = pending.removeValue(forKey: Self.key(UnsafeBufferPointer(start: token.s, count: token.length)))
+        let key = Self.key(UnsafeBufferPointer(start: token.s, count: token.length))
+        guard let request = pending[key], request.mid == COAP_INVALID_MID || request.mid == coap_pdu_get_mid(sent)
         else { return }
+        pending[key] = nil
         tokenOf[request.id] = nil
         completions.append(Completion(id: request.id, result: .failure(failure)))
     }
