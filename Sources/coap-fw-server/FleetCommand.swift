@@ -20,7 +20,12 @@ struct Fleet {
 
     func run() throws {
         guard FileSystem.isDirectory(repository.repo) else { throw CommandFailure.usage("--repo \(repository.repo): no such folder") }
-        let (summary, skipped) = FleetSummary.read(repository: repository.repo)
+        let summary: FleetSummary, skipped: Int
+        do {
+            (summary, skipped) = try FleetSummary.read(repository: repository.repo)
+        } catch {
+            throw CommandFailure.failed(error.description)
+        }
         if skipped > 0 { printError("coap-fw-server: fleet: \(skipped) report lines that do not parse were skipped") }
         if json {
             printJSON(summary.json)

@@ -70,6 +70,10 @@ def test_origin_mirror_device(bin_dir, procs, tmp_path):
             assert (model_dir(mirror_repo) / name).read_bytes() == (model_dir(origin_repo) / name).read_bytes(), name
         assert sha(model_dir(mirror_repo) / "1.1.0" / image.name) == sha(image)
         assert sha(tmp_path / "device" / "installed" / image.name) == sha(image)
+        # Readable by a server running as another user, like a published image (the mirror's
+        # staging files are 0600; the image is linked from there).
+        for path in (model_dir(mirror_repo) / "1.1.0" / image.name, model_dir(mirror_repo) / "manifest.cbor"):
+            assert path.stat().st_mode & 0o044 == 0o044, f"{path}: mode {oct(path.stat().st_mode)}"
     finally:
         watch.stop()
 
@@ -224,6 +228,39 @@ def test_mirror_of_a_coaps_origin_forwards_reports(bin_dir, procs, tmp_path):
     fields = ("device", "result", "version", "bytes", "seconds", "attempts")
     assert {k: at_origin[k] for k in fields} == {k: at_mirror[k] for k in fields}
     assert at_origin["device"] == "dev-m" and at_origin["identity"] == "mirror-1", at_origin
+
+
+def test_report_forwarder_obeys_a_429(bin_dir, procs, tmp_path):
+    """The origin (the malicious server, busy-reports:2) answers the first
+    forwarded report 4.29 with Max-Age 2: the mirror sends the same bytes
+    again, no sooner than 2 s later, and stops there (2.04)."""
+    keys = tmp_path / "keys"
+    cli.keygen(bin_dir, keys)
+    origin_repo, mirror_repo = tmp_path / "origin", tmp_path / "mirror"
+    publish(bin_dir, origin_repo, keys, "1.0.0", 14)
+    origin = procs.malicious(origin_repo, "busy-reports:2")
+    mirror_repo.mkdir()
+    mirror = procs.server(mirror_repo, "--mirror", f"coap://127.0.0.1:{origin.port}", "--trust", keys / "public.pem",
+                          "--product", PRODUCT)
+    deadline = time.monotonic() + 30
+    while not (model_dir(mirror_repo) / "manifest.cbor").exists():
+        assert time.monotonic() < deadline, f"nothing mirrored\n{mirror.log()[-3000:]}"
+        time.sleep(0.1)
+    time.sleep(1.2)  # the mirror's rescan
+    device = cli.update(bin_dir, keys / "public.pem", MODEL, tmp_path / "device", "--origin", mirror.uri(),
+                        "--device-id", "dev-429")
+    cli.assert_updated(device, "1.0.0")
+    pattern = re.compile(r"POST /\S+/report t=([\d.]+) len=(\d+) sha=(\w+): (\S+)")
+    deadline = time.monotonic() + 20
+    while len(pattern.findall(origin.log())) < 2:
+        assert time.monotonic() < deadline, f"no second try\n{origin.log()[-2000:]}\n{mirror.log()[-2000:]}"
+        time.sleep(0.1)
+    time.sleep(3)  # nothing more comes
+    posts = pattern.findall(origin.log())
+    assert [p[3] for p in posts] == ["4.29", "2.04"], posts
+    assert posts[0][1:3] == posts[1][1:3], "the same report, byte for byte"
+    assert float(posts[1][0]) - float(posts[0][0]) >= 2.0, posts
+    assert "waiting 2 s as the origin asks" in mirror.log(), mirror.log()[-2000:]
 
 
 def test_serve_mirror_prunes_only_folders_no_transfer_reads(bin_dir, procs, tmp_path):

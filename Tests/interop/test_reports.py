@@ -141,6 +141,36 @@ def test_report_log_is_rotated(bin_dir, procs, tmp_path):
     assert {d["device"] for d in fleet.json["products"][0]["devices"]} == set(kept)
 
 
+def test_fleet_reads_a_log_of_any_size(bin_dir, tmp_path):
+    """`--report-log-bytes` allows 1 GiB; `fleet` reads a 20 MiB log to its
+    last line (it used to skip any file past 16 MiB without a word), counts
+    an overlong and a broken line as skipped, and names a log it cannot
+    read (exit 1)."""
+    folder = tmp_path / "repo" / ".reports" / cli.MANUFACTURER
+    folder.mkdir(parents=True)
+    line = json.dumps({"time": "2026-12-02T10:00:00Z", "peer": "127.0.0.1", "identity": None, "device": "dev-{:06d}",
+                       "result": "updated", "version": "1.0.0", "bytes": 1, "seconds": 1, "attempts": 1})
+    count = 20 * 1024 * 1024 // len(line) + 1
+    with open(folder / f"{MODEL}.jsonl", "w") as f:
+        for n in range(count):
+            f.write(line.replace("{:06d}", f"{n % 1000:06d}") + "\n")
+        f.write("x" * 70_000 + "\n")  # overlong
+        f.write("{not json\n")
+        f.write(line.replace("dev-{:06d}", "the-last").replace("updated", "digest-mismatch"))  # no newline
+    fleet = cli.run_binary(bin_dir, cli.SERVER, "fleet", "--repo", tmp_path / "repo", "--json", timeout=120,
+                           parse_json=True)
+    assert fleet.returncode == 0 and fleet.json is not None, fleet.describe()
+    [product] = fleet.json["products"]
+    assert product["reports"] == count + 1, product["reports"]
+    assert len(product["devices"]) == 1001
+    assert product["failures"] == {"digest-mismatch": 1}
+    assert "2 report lines that do not parse were skipped" in fleet.stderr, fleet.stderr
+    (folder / f"{MODEL}.jsonl").chmod(0)
+    (folder / f"{MODEL}.jsonl.1").mkdir()  # unreadable as a file, whatever the user (root reads mode 0)
+    refused = cli.run_binary(bin_dir, cli.SERVER, "fleet", "--repo", tmp_path / "repo", timeout=60)
+    assert refused.returncode == 1 and f"{MODEL}.jsonl.1" in refused.stderr, refused.describe()
+
+
 def test_a_server_that_refuses_reports_changes_no_result(bin_dir, procs, tmp_path):
     """aiocoap's file server answers the report's POST with an error: the
     update is still `updated`, exit 0, and the run does not wait long."""

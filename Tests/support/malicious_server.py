@@ -32,6 +32,10 @@ Exactly one fault is injected, chosen with ``--fault``:
     300 ms late with block 0 (its number and payload), as txThings' one
     block-wise state per peer answers the last request of a pipelined
     download; later requests for that block are answered correctly.
+``busy-reports:S``
+    the first POST (a fleet report) is answered 4.29 Too Many Requests with
+    Max-Age S; later ones 2.04. Without it every POST gets 2.04. Each POST
+    is logged with the time, its length and the SHA-256 of its payload.
 ``slow:MS``
     not a fault: every image block is answered MS milliseconds late (a slow
     but moving transfer, which a client's time-out must not cut).
@@ -63,6 +67,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from pathlib import Path
 
 import aiocoap
@@ -73,7 +78,7 @@ from aiocoap.optiontypes import BlockOption
 from support.paths import CONTENT_FORMATS, content_format, repo_file
 
 FAULTS_WITH_N = ("flip-bit", "etag-change", "truncate", "stall", "wrong-block", "duplicate", "extend", "slow", "max-szx",
-                 "confused-once")
+                 "confused-once", "busy-reports")
 FAULTS_PLAIN = ("none", "wrong-size2", "silent")
 
 
@@ -108,6 +113,19 @@ class Repository(aiocoap.resource.Resource):
 
     async def needs_blockwise_assembly(self, request) -> bool:
         return False
+
+    async def render_post(self, request: Message) -> Message:
+        self.requests += 1
+        self.posts = getattr(self, "posts", 0) + 1
+        path_text = "/" + "/".join(request.opt.uri_path)
+        digest = hashlib.sha256(request.payload).hexdigest()[:16]
+        busy = self.fault == "busy-reports" and self.posts == 1
+        log(f"POST {path_text} t={time.monotonic():.3f} len={len(request.payload)} sha={digest}: {'4.29' if busy else '2.04'}")
+        if busy:
+            response = Message(code=Code.TOO_MANY_REQUESTS, payload=b"too many reports")
+            response.opt.max_age = self.n
+            return response
+        return Message(code=Code.CHANGED)
 
     def _core(self) -> bytes:
         links = []

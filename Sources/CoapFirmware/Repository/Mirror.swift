@@ -191,7 +191,12 @@ public final class Mirror {
         let temp = "\(FileSystem.directory(of: destination))/.\(FileSystem.baseName(of: destination)).mirror-\(getpid())"
         unlink(temp)
         do throws(FileSystemError) {
-            if link(source, temp) != 0 { try FileSystem.copyFile(source, to: temp) }
+            if link(source, temp) == 0 {
+                // The mirror's staging files are 0600; served, an image is readable as a published one is.
+                guard chmod(temp, 0o644) == 0 else { throw FileSystemError.errno(temp, "cannot chmod") }
+            } else {
+                try FileSystem.copyFile(source, to: temp)
+            }
             guard rename(temp, destination) == 0 else { throw FileSystemError.errno(destination, "cannot rename \(temp) to") }
         } catch {
             unlink(temp)

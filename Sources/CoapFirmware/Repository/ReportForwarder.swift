@@ -11,15 +11,24 @@ import Synchronization
 /// item 4), best effort: the exact report bytes are queued (at most
 /// `capacity`; past it the oldest are dropped and counted) and POSTed to the
 /// origin's `.../<m>/<model>/report` from a thread of their own (its own
-/// libcoap context), one at a time. A report the origin does not take (an
-/// error answer, no answer within 5 s) is dropped: reports are statistics,
-/// and the mirror's own log has them all.
+/// libcoap context), one at a time. Every report comes from the mirror's one
+/// address, so the origin's per-peer limit applies to all its devices
+/// together: a 4.29 is obeyed (RFC 8516: nothing is sent for its Max-Age,
+/// 60 s without one, at most 10 minutes), and the same report is tried again,
+/// up to `maxTries` times in all. A report the origin does not take
+/// otherwise (an error answer, no answer within 5 s) is dropped: reports are
+/// statistics, and the mirror's own log has them all. An origin that takes
+/// reports from mirrors wants a `--reports-per-minute` that fits its
+/// busiest mirror's devices.
 public final class ReportForwarder: Sendable {
     private struct State {
         var queue: [(product: String, body: [UInt8])] = []
         var dropped = 0
         var forwarded = 0
     }
+
+    /// Tries of one report, the first included, while the origin answers 4.29.
+    public static let maxTries = 3
 
     private let origin: CoapURI
     private let psk: PSK?
@@ -60,13 +69,21 @@ public final class ReportForwarder: Sendable {
                 uri.path = RepositoryLayout.modelSegments(manufacturer: String(next.product.prefix { $0 != "/" }),
                                                           model: String(next.product.drop { $0 != "/" }.dropFirst())) + ["report"]
                 let requester = Requester(client: client, timeout: 5, exchangeTimeout: 5, windowBytes: 0, logger: logger)
-                switch requester.post(uri, contentFormat: 60, payload: next.body, timeout: 5) {
-                case .success(let response) where response.isSuccess:
-                    state.withLock { $0.forwarded += 1 }
-                case .success(let response):
-                    logger.info("forwarding a report to \(uri): \(response.codeText); dropped")
-                case .failure(let error):
-                    logger.info("forwarding a report to \(uri): \(error.description); dropped")
+                for attempt in 1...Self.maxTries {
+                    switch requester.post(uri, contentFormat: 60, payload: next.body, timeout: 5) {
+                    case .success(let response) where response.isSuccess:
+                        state.withLock { $0.forwarded += 1 }
+                    case .success(let response) where response.codeClass == 4 && response.codeDetail == 29 && attempt < Self.maxTries:
+                        let wait = min(max(Int(response.maxAge ?? 60), 1), 600)
+                        logger.info("forwarding reports to \(uri): 4.29; waiting \(wait) s as the origin asks")
+                        usleep(UInt32(wait) * 1_000_000)
+                        continue
+                    case .success(let response):
+                        logger.info("forwarding a report to \(uri): \(response.codeText); dropped")
+                    case .failure(let error):
+                        logger.info("forwarding a report to \(uri): \(error.description); dropped")
+                    }
+                    break
                 }
             }
         }

@@ -50,11 +50,12 @@ struct ReportLimiter {
 
     init(limit: Int) { self.limit = limit }
 
-    mutating func allow(_ peer: String, now: Int64) -> Bool {
+    /// Whether `peer` may report now; when not, the seconds until it may (a 4.29's Max-Age).
+    mutating func allow(_ peer: String, now: Int64) -> (allowed: Bool, retryAfter: Int64) {
         var times = (seen[peer] ?? []).filter { now - $0 < window }
         guard times.count < limit else {
             seen[peer] = times
-            return false
+            return (false, max(1, window - (now - (times.min() ?? now))))
         }
         times.append(now)
         if seen[peer] == nil {
@@ -62,7 +63,7 @@ struct ReportLimiter {
             if order.count > maxPeers { seen[order.removeFirst()] = nil }
         }
         seen[peer] = times
-        return true
+        return (true, 0)
     }
 }
 
@@ -88,9 +89,15 @@ public struct FleetSummary: Sendable {
 
     public var products: [Product]
 
-    /// Reads every `<repo>/.reports/<m>/<model>.jsonl` (and its `.1`); lines
-    /// that do not parse are skipped and counted in `skippedLines`.
-    public static func read(repository root: String) -> (FleetSummary, skippedLines: Int) {
+    /// The longest report line read (a stored report is a few hundred bytes).
+    static let maxLineBytes = 64 * 1024
+
+    /// Reads every `<repo>/.reports/<m>/<model>.jsonl` (and its `.1`) in
+    /// chunks, whatever their size (`--report-log-bytes` allows 1 GiB); lines
+    /// that do not parse, or longer than `maxLineBytes`, are skipped and
+    /// counted in `skippedLines`. A log that exists but cannot be read is an
+    /// error naming it.
+    public static func read(repository root: String) throws(FileSystemError) -> (FleetSummary, skippedLines: Int) {
         var products: [Product] = []
         var skipped = 0
         let base = "\(root)/\(ReportLog.folder)"
@@ -102,23 +109,45 @@ public struct FleetSummary: Sendable {
                 var order: [String] = []
                 var failures: [String: Int] = [:]
                 var reports = 0
-                for path in ["\(base)/\(manufacturer)/\(file).1", "\(base)/\(manufacturer)/\(file)"] {
-                    guard let bytes = try? FileSystem.read(path, limit: 16 << 20) else { continue }
-                    for line in bytes.split(separator: 0x0A) {
-                        guard let value = try? JSONParser.parse(Array(line)), case .object(let m) = value,
-                              case .string(let id)? = m.first(where: { $0.key == "device" })?.value,
-                              case .string(let result)? = m.first(where: { $0.key == "result" })?.value,
-                              case .string(let time)? = m.first(where: { $0.key == "time" })?.value
-                        else { skipped += 1; continue }
-                        reports += 1
-                        var version: String?
-                        if case .string(let v)? = m.first(where: { $0.key == "version" })?.value { version = v }
-                        var peer = ""
-                        if case .string(let p)? = m.first(where: { $0.key == "peer" })?.value { peer = p }
-                        if last[id] == nil { order.append(id) }
-                        last[id] = Device(id: id, version: version, result: result, time: time, peer: peer)
-                        if result != "updated" && result != "up-to-date" { failures[result, default: 0] += 1 }
+                func take(_ line: [UInt8]) {
+                    guard !line.isEmpty else { return }
+                    guard let value = try? JSONParser.parse(line), case .object(let m) = value,
+                          case .string(let id)? = m.first(where: { $0.key == "device" })?.value,
+                          case .string(let result)? = m.first(where: { $0.key == "result" })?.value,
+                          case .string(let time)? = m.first(where: { $0.key == "time" })?.value
+                    else { skipped += 1; return }
+                    reports += 1
+                    var version: String?
+                    if case .string(let v)? = m.first(where: { $0.key == "version" })?.value { version = v }
+                    var peer = ""
+                    if case .string(let p)? = m.first(where: { $0.key == "peer" })?.value { peer = p }
+                    if last[id] == nil { order.append(id) }
+                    last[id] = Device(id: id, version: version, result: result, time: time, peer: peer)
+                    if result != "updated" && result != "up-to-date" { failures[result, default: 0] += 1 }
+                }
+                for path in ["\(base)/\(manufacturer)/\(file).1", "\(base)/\(manufacturer)/\(file)"] where FileSystem.exists(path) {
+                    var line: [UInt8] = []
+                    var overlong = false
+                    do {
+                        try FileSystem.forEachChunk(path) { chunk in
+                            for byte in chunk {
+                                if byte == 0x0A {
+                                    if overlong { skipped += 1 } else { take(line) }
+                                    line.removeAll(keepingCapacity: true)
+                                    overlong = false
+                                } else if line.count < maxLineBytes {
+                                    line.append(byte)
+                                } else {
+                                    overlong = true
+                                }
+                            }
+                        }
+                    } catch let error as FileSystemError {
+                        throw error
+                    } catch {
+                        throw FileSystemError(path: path, reason: "\(error)")
                     }
+                    if overlong { skipped += 1 } else { take(line) }  // a last line without its newline
                 }
                 let devices = order.compactMap { last[$0] }
                 var versions: [String: Int] = [:]

@@ -26,12 +26,15 @@ import CoapFirmwareDevice
     @Test func limiterAllowsFivePerMinutePerAddress() {
         var limiter = ReportLimiter(limit: 5)
         var first: [Bool] = []
-        for t in 100..<106 { first.append(limiter.allow("a", now: Int64(t))) }
+        for t in 100..<106 { first.append(limiter.allow("a", now: Int64(t)).allowed) }
         #expect(first == [true, true, true, true, true, false])
         let other = limiter.allow("b", now: 106)
         let stillLimited = limiter.allow("a", now: 159)
         let windowPassed = limiter.allow("a", now: 161)
-        #expect(other && !stillLimited && windowPassed)
+        #expect(other.allowed && !stillLimited.allowed && windowPassed.allowed)
+        // The 4.29's Max-Age: until the oldest of the five (at 100) leaves the minute.
+        #expect(stillLimited.retryAfter == 1)
+        #expect(limiter.allow("b", now: 107).retryAfter == 0)
     }
 }
 

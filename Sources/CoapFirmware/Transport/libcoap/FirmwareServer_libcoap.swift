@@ -281,9 +281,11 @@ public final class FirmwareServer {
         let onDisk = ManifestFormat.allCases.contains { FileSystem.isRegularFile("\(root)/.well-known/firmware/\(product)/\($0.fileName)") }
         guard catalog.manifests[product] != nil || onDisk else { return answer(COAP_RESPONSE_CODE_NOT_FOUND, "no such product: \(product)") }
         let now = Int64(time(nil))
-        guard reportLimiter.allow(describeHost(coap_session_get_addr_remote(session)), now: now) else {
+        let limited = reportLimiter.allow(describeHost(coap_session_get_addr_remote(session)), now: now)
+        guard limited.allowed else {
+            // RFC 8516: Max-Age says when this peer may report again.
             var maxAge = [UInt8](repeating: 0, count: 4)
-            let n = coap_encode_var_safe(&maxAge, maxAge.count, UInt32(reportLimiter.window))
+            let n = coap_encode_var_safe(&maxAge, maxAge.count, UInt32(limited.retryAfter))
             coap_add_option(response, coap_option_num_t(COAP_OPTION_MAXAGE), Int(n), maxAge)
             return answer(COAP_RESPONSE_CODE_TOO_MANY_REQUESTS, "too many reports")
         }
