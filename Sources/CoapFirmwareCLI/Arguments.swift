@@ -164,6 +164,8 @@ public struct ParsedArguments: Sendable {
     var values: [String: [String]] = [:]
     var counts: [String: Int] = [:]
     public internal(set) var positionals: [String] = []
+    /// `-h` or `--help` in an option's place (not as a value, not after `--`).
+    var helpRequested = false
 
     /// The last value of a single-valued option.
     public func string(_ name: String) -> String? { values[name]?.last }
@@ -236,9 +238,8 @@ extension CommandSpec {
             path += " \(first)"
             rest = rest.dropFirst()
         }
-        if rest.contains("-h") || rest.contains("--help") { return .help(command.help(path: path)) }
         let parsed = try command.parseOptions(Array(rest), path: path)
-        return .run(command, parsed)
+        return parsed.helpRequested ? .help(command.help(path: path)) : .run(command, parsed)
     }
 
     func parseOptions(_ tokens: [String], path: String) throws -> ParsedArguments {
@@ -262,6 +263,10 @@ extension CommandSpec {
             }
             if token == "--" {
                 onlyPositionals = true
+                continue
+            }
+            if token == "--help" {
+                parsed.helpRequested = true
                 continue
             }
             if token.hasPrefix("--") {
@@ -288,18 +293,25 @@ extension CommandSpec {
                 }
                 continue
             }
-            // Short options: -v, -vv, -o FILE, -oFILE.
+            // Short options: -v, -vv, -o FILE, -oFILE, -o=FILE.
             var letters = token.dropFirst()
             while let letter = letters.first {
                 letters = letters.dropFirst()
                 guard let option = options.first(where: { $0.short == letter }) else {
+                    if letter == "h" {
+                        parsed.helpRequested = true
+                        continue
+                    }
                     throw CommandFailure.usage("unknown option -\(letter)\(seeHelp)")
                 }
                 if option.takesValue {
                     if !letters.isEmpty {
-                        record(option, String(letters))
+                        record(option, String(letters.first == "=" ? letters.dropFirst() : letters))
                     } else {
-                        guard i < tokens.count else { throw CommandFailure.usage("-\(letter) (\(option.synopsis)): the value is missing") }
+                        // `-o --json`: a forgotten value, as for long options.
+                        guard i < tokens.count, !tokens[i].hasPrefix("--") else {
+                            throw CommandFailure.usage("-\(letter) (\(option.synopsis)): the value is missing")
+                        }
                         record(option, tokens[i])
                         i += 1
                     }
@@ -308,6 +320,7 @@ extension CommandSpec {
                 record(option, nil)
             }
         }
+        if parsed.helpRequested { return parsed }
         for option in options where option.required && parsed.values[option.name] == nil {
             throw CommandFailure.usage("missing \(option.synopsis)\(seeHelp)")
         }

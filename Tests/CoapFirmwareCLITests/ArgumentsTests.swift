@@ -62,6 +62,21 @@ import Testing
         #expect(a.string("timeout") == "--x")  // or with two, after =
         #expect(a.positional(0) == "--not-an-option")
         #expect(usageError(["update", "--state", "--json"])?.contains("--state DIR: the value is missing") == true)
+        // `-o=FILE` means FILE; `-o --json` forgot the value, as `--output --json` does.
+        #expect(try parse(["update", "--state", "s", "-o=out.bin"]).string("output") == "out.bin")
+        #expect(usageError(["update", "--state", "s", "-o", "--json"])?.contains("-o (--output FILE): the value is missing") == true)
+        #expect(try parse(["update", "--state", "s", "-o", "-"]).string("output") == "-")
+    }
+
+    @Test func helpOnlyInAnOptionsPlace() throws {
+        // A value or a positional after `--` that reads -h or --help is not a request for help.
+        let a = try parse(["update", "--state", "-h", "-o", "-h", "--", "--help"])
+        #expect(a.required("state") == "-h" && a.string("output") == "-h" && a.positional(0) == "--help")
+        #expect(try parse(["update", "--state", "s", "--output=--help"]).string("output") == "--help")
+        guard case .help = try Self.root.parse(["update", "-vh"], path: "tool") else {
+            Issue.record("-vh: no help")
+            return
+        }
     }
 
     @Test func usageErrorsNameTheOption() throws {
