@@ -238,7 +238,16 @@ extension CommandSpec {
             path += " \(first)"
             rest = rest.dropFirst()
         }
-        let parsed = try command.parseOptions(Array(rest), path: path)
+        let parsed: ParsedArguments
+        do {
+            parsed = try command.parseOptions(Array(rest), path: path)
+        } catch {
+            // `update --bogus --help`: the help asked for, rather than the error.
+            if rest.prefix(while: { $0 != "--" }).contains(where: { $0 == "-h" || $0 == "--help" }) {
+                return .help(command.help(path: path))
+            }
+            throw error
+        }
         return parsed.helpRequested ? .help(command.help(path: path)) : .run(command, parsed)
     }
 

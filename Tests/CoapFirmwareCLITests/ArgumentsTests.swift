@@ -73,9 +73,11 @@ import Testing
         let a = try parse(["update", "--state", "-h", "-o", "-h", "--", "--help"])
         #expect(a.required("state") == "-h" && a.string("output") == "-h" && a.positional(0) == "--help")
         #expect(try parse(["update", "--state", "s", "--output=--help"]).string("output") == "--help")
-        guard case .help = try Self.root.parse(["update", "-vh"], path: "tool") else {
-            Issue.record("-vh: no help")
-            return
+        for tokens in [["update", "-vh"], ["update", "--bogus", "--help"]] {
+            guard case .help = try Self.root.parse(tokens, path: "tool") else {
+                Issue.record("\(tokens): no help")
+                continue
+            }
         }
     }
 

@@ -143,6 +143,20 @@ def test_a_key_adopted_from_a_leaked_old_key_is_retired_by_the_rollover(bin_dir,
     assert status(bin_dir, state)["version"] == "1.2.0"
 
 
+def test_an_anchor_announced_again_is_still_retired(bin_dir, procs, tmp_path):
+    """K2's first release announces K1 (a wrong --key-info, or K1 pushed back
+    by whoever holds it): K1 is retired all the same; only a key still to
+    come is spared."""
+    keys = Keys(bin_dir, tmp_path)
+    repo, state = tmp_path / "repo", tmp_path / "state"
+    publish(bin_dir, repo, keys, "k1", "1.0.0", image_file(tmp_path / "fw.bin", 5_000, seed=31), announce="k2")
+    origin = procs.server(repo).uri()
+    cli.assert_updated(update(bin_dir, keys, state, origin), "1.0.0")
+    publish(bin_dir, repo, keys, "k2", "1.1.0", image_file(tmp_path / "fw2.bin", 5_000, seed=32), announce="k1")
+    cli.assert_updated(update(bin_dir, keys, state, origin), "1.1.0")
+    assert trust_of(status(bin_dir, state, keys.public("k1"))) == {keys.kid["k1"]: "retired", keys.kid["k2"]: "adopted"}
+
+
 def test_key_info_of_an_untrusted_manifest_is_not_adopted(bin_dir, procs, tmp_path):
     """An attacker's manifest signed by K3 announcing K3: bad-signature, and the
     trust set is what it was (no trust.json written)."""

@@ -273,6 +273,12 @@ def test_fetch_starts_a_confused_body_over(procs, release, bin_dir, tmp_path):
     assert out.read_bytes() == image
     asked = [int(n) for n in re.findall(rf"GET /\S*/{IMAGE} block (\d+)/{BLOCK}:", log)]
     assert asked.count(0) == 2 and asked.count(last) == 2, asked
+    # The same restart into an output that is no file to truncate (a benchmark's /dev/null).
+    other = procs.malicious(repo, f"confused-once:{last}")
+    discarded = cli.run_binary(bin_dir, "coap-fw-client", "fetch", "-o", "/dev/null", "--block-size", BLOCK,
+                               "--lock-step", "--timeout", 10, f"coap://127.0.0.1:{other.port}/{MODEL_PATH}/1.0.0/{IMAGE}")
+    assert discarded.returncode == 0, discarded.describe()
+    assert re.findall(rf"GET /\S*/{IMAGE} block (\d+)/{BLOCK}:", other.log()).count("0") == 2, "no restart"
 
 
 def test_kill9_mid_window_resumes_at_the_frontier(procs, release, bin_dir, tmp_path):

@@ -113,7 +113,10 @@ public final class Mirror {
                 continue
             }
             let destination = "\(modelDirectory)/\(relative)"
-            if FileSystem.isRegularFile(destination), (try? component.check(file: destination)) != nil { continue }
+            if FileSystem.isRegularFile(destination), (try? component.check(file: destination)) != nil {
+                chmod(destination, 0o644)  // linked by a version that left the staging file's 0600
+                continue
+            }
             try FileSystem.makeDirectories(FileSystem.directory(of: destination))
             try Self.copy(installed.path, to: destination)
         }
@@ -191,12 +194,10 @@ public final class Mirror {
         let temp = "\(FileSystem.directory(of: destination))/.\(FileSystem.baseName(of: destination)).mirror-\(getpid())"
         unlink(temp)
         do throws(FileSystemError) {
-            if link(source, temp) == 0 {
-                // The mirror's staging files are 0600; served, an image is readable as a published one is.
-                guard chmod(temp, 0o644) == 0 else { throw FileSystemError.errno(temp, "cannot chmod") }
-            } else {
-                try FileSystem.copyFile(source, to: temp)
-            }
+            if link(source, temp) != 0 { try FileSystem.copyFile(source, to: temp) }
+            // The mirror's staging files are 0600 (and a copy follows the umask); served, an
+            // image is readable as a published one is. On a link this changes the state's copy too.
+            guard chmod(temp, 0o644) == 0 else { throw FileSystemError.errno(temp, "cannot chmod") }
             guard rename(temp, destination) == 0 else { throw FileSystemError.errno(destination, "cannot rename \(temp) to") }
         } catch {
             unlink(temp)

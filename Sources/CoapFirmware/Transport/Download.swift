@@ -33,11 +33,17 @@ public enum Download {
         let requester = Requester(client: client, timeout: timeout, exchangeTimeout: timeout, windowBytes: windowBytes,
                                   logger: logger)
         guard requester.address(for: uri) != nil else { throw Failure(description: "\(uri): cannot resolve \(uri.host)") }
+        var written: UInt64 = 0
+        var info = stat()
+        let regularFile = fd >= 0 && fstat(fd, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG
         let result = requester.fetchBody(uri, szx: szx, limit: .max) { offset, bytes in
             guard fd >= 0 else { return nil }
-            if offset == 0, ftruncate(fd, 0) != 0 {  // a fresh start: a shorter body leaves nothing behind
+            // A fresh start after bytes were written: a shorter body leaves nothing behind
+            // (O_TRUNC emptied the file at open; /dev/null is no file to truncate).
+            if offset == 0, written > 0, regularFile, ftruncate(fd, 0) != 0 {
                 return "\(output ?? ""): truncate failed: \(String(cString: strerror(errno)))"
             }
+            written = offset + UInt64(bytes.count)
             guard bytes.count > 0 else { return nil }
             return pwrite(fd, bytes.baseAddress, bytes.count, off_t(offset)) == bytes.count
                 ? nil : "\(output ?? ""): write failed: \(String(cString: strerror(errno)))"

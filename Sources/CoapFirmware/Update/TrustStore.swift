@@ -9,7 +9,8 @@ import CoapFirmwareDevice
 /// once for each installed release:
 /// - **Retire.** If an adopted key S signed it, the manufacturer has moved to
 ///   S: every other key of the set is retired, the anchors and other adopted
-///   keys included, but for the key this release announces. So a leaked old
+///   keys included, but for the key this release announces (unless that is
+///   an anchor). So a leaked old
 ///   key stops working, and so does any key it got adopted meanwhile (an
 ///   attacker's release signed with the old key, announcing the attacker's
 ///   key), which a rule of "keys older than S" would keep. A retired kid is
@@ -25,8 +26,11 @@ import CoapFirmwareDevice
 /// installed release they have not seen, so a process killed between the
 /// install switch and the trust file's rename adopts on its next run, while
 /// an anchor added later with `--trust` is not retired by a release
-/// installed before it. `<state>/trust.json` is replaced atomically (write,
-/// fsync, rename): a kill leaves the old set or the new one.
+/// installed before it (a `trust.json` written before `applied` existed gets
+/// the rules once more, at the first start of this version). A set that
+/// cannot be saved is still used by the run that made it. `<state>/trust.json`
+/// is replaced atomically (write, fsync, rename): a kill leaves the old set
+/// or the new one.
 public struct TrustStore: Sendable {
     public struct Adopted: Sendable {
         public let key: PublicKey
@@ -133,9 +137,12 @@ public struct TrustStore: Sendable {
         applied = envelopeDigest
         let signer = verified.signerKid
         let announced = verified.manifest.keyInfo.flatMap { try? PublicKey(keyInfo: $0) }
+        // The announced key is spared only as a key still to come: an anchor announced
+        // again (a wrong --key-info, or a leaked old key) is retired with the rest.
+        let spared = announced.flatMap { key in anchors.contains { $0.kid == key.kid } ? nil : key.kid }
         if adopted.contains(where: { $0.key.kid == signer }) {
             for kid in anchors.map(\.kid) + adopted.map(\.key.kid)
-            where kid != signer && kid != announced?.kid && !retired.contains(kid) {
+            where kid != signer && kid != spared && !retired.contains(kid) {
                 retired.append(kid)
                 changed = true
             }

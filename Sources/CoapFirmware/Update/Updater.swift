@@ -32,15 +32,16 @@ public final class Updater {
               let verified = try? ManifestVerifier(trustedKeys: trust.keys).verify(envelope) else { return }
         var next = trust
         guard next.apply(installed: verified, envelopeDigest: digest) else { return }
+        for a in next.adopted where !trust.adopted.contains(where: { $0.key.kid == a.key.kid }) {
+            logger.notice("adopted key \(Hex.encode(a.key.kid)) announced by \(a.announcedBy)")
+        }
+        for kid in next.retired where !trust.retired.contains(kid) { logger.notice("retired key \(Hex.encode(kid))") }
+        // This run uses the new set even if it cannot be saved: a retirement is the safe direction.
+        trust = next
         do {
             try next.save(state: state.root)
-            for a in next.adopted where !trust.adopted.contains(where: { $0.key.kid == a.key.kid }) {
-                logger.notice("adopted key \(Hex.encode(a.key.kid)) announced by \(a.announcedBy)")
-            }
-            for kid in next.retired where !trust.retired.contains(kid) { logger.notice("retired key \(Hex.encode(kid))") }
-            trust = next
         } catch {
-            logger.warning("\(TrustStore.path(state: state.root)): \(error.description); the key-info is adopted on the next run")
+            logger.warning("\(TrustStore.path(state: state.root)): \(error.description); this run uses the new set, the next one applies the rules again")
         }
     }
 

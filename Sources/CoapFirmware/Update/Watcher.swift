@@ -163,6 +163,9 @@ public final class Watcher {
             try client.process(milliseconds: milliseconds)
         } catch {
             logger.info("observation of \(observed?.description ?? "?") ended: \(error.description)")
+            // The next registration gets a new client: this one's context may be broken.
+            self.client = nil
+            requester = nil
             ended()
             return false
         }
