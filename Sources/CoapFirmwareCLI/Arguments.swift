@@ -193,7 +193,7 @@ public struct ParsedArguments: Sendable {
 
     public func uint64(_ name: String) throws -> UInt64? {
         guard let text = string(name) else { return nil }
-        guard let value = UInt64(text) else { throw CommandFailure.usage("--\(name) \(text): expected a whole number of bytes") }
+        guard let value = UInt64(text) else { throw CommandFailure.usage("--\(name) \(text): expected a whole number (0 or more)") }
         return value
     }
 

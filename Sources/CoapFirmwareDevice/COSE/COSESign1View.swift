@@ -50,13 +50,17 @@ public struct COSESign1View {
     /// The COSE algorithm id (the caller decides whether it supports it).
     public let algorithm: Int64
 
-    public static func parse(_ bytes: UnsafeRawBufferPointer) -> Result<COSESign1View, Failure> {
-        var r = CBORReader(bytes)
+    /// Parses the envelope that fills `bytes` (or `range` of it). With
+    /// `detachedPayload` the payload field must be nil and the payload is
+    /// those bytes of the buffer (RFC 9052 §2: SUIT signs its digest so).
+    public static func parse(_ bytes: UnsafeRawBufferPointer, range: Range<Int>? = nil,
+                             detachedPayload: Range<Int>? = nil) -> Result<COSESign1View, Failure> {
+        var r = CBORReader(bytes, range: range)
         func item(_ part: Part) -> Result<CBORReader.Item, Failure> {
             r.next().mapError { Failure(part, $0.description, cbor: $0) }
         }
         // Check the whole envelope is well-formed first, as one item.
-        var whole = CBORReader(bytes)
+        var whole = CBORReader(bytes, range: range)
         if let f = whole.skip() { return .failure(Failure(.envelope, f.description, cbor: f)) }
         guard whole.isAtEnd else { return .failure(Failure(.envelope, CBORReader.Failure.trailingBytes.description, cbor: .trailingBytes)) }
 
@@ -77,8 +81,17 @@ public struct COSESign1View {
             if let f = r.skip() { return .failure(Failure(.unprotectedHeader, f.description, cbor: f)) }
         }
         let unprotected = unprotectedStart..<r.offset
-        guard case .success(.bytes(let payload)) = item(.payload) else {
-            return .failure(Failure(.payload, "expected an attached payload byte string"))
+        let payload: Range<Int>
+        if let detachedPayload {
+            guard case .success(.null) = item(.payload) else {
+                return .failure(Failure(.payload, "expected a detached payload (nil)"))
+            }
+            payload = detachedPayload
+        } else {
+            guard case .success(.bytes(let attached)) = item(.payload) else {
+                return .failure(Failure(.payload, "expected an attached payload byte string"))
+            }
+            payload = attached
         }
         guard case .success(.bytes(let signature)) = item(.signature) else {
             return .failure(Failure(.signature, "expected a byte string"))

@@ -52,3 +52,28 @@ public struct OpenSSLSHA512Family<Parameters: SHA512Parameters>: HashEngine {
         }
     }
 }
+
+/// RFC 9562 §5.5 name-based UUIDs (version 5, SHA-1), as RFC 9124 suggests
+/// for SUIT's vendor and class ids. SHA-1 only names here; it never
+/// authenticates anything.
+public enum UUID5 {
+    /// The DNS namespace (RFC 9562 Appendix A).
+    public static let dnsNamespace: [UInt8] = [0x6b, 0xa7, 0xb8, 0x10, 0x9d, 0xad, 0x11, 0xd1,
+                                               0x80, 0xb4, 0x00, 0xc0, 0x4f, 0xd4, 0x30, 0xc8]
+
+    public static func make(namespace: [UInt8], name: [UInt8]) -> [UInt8] {
+        var digest = [UInt8](repeating: 0, count: 20)
+        let input = namespace + name
+        _ = SHA1(input, input.count, &digest)
+        var uuid = Array(digest.prefix(16))
+        uuid[6] = uuid[6] & 0x0F | 0x50  // version 5
+        uuid[8] = uuid[8] & 0x3F | 0x80  // the RFC 9562 variant
+        return uuid
+    }
+
+    /// vendor-id = UUID5(DNS, manufacturer); class-id = UUID5(vendor-id, model).
+    public static func suitIdentity(manufacturer: String, model: String) -> (vendorID: [UInt8], classID: [UInt8]) {
+        let vendor = make(namespace: dnsNamespace, name: Array(manufacturer.utf8))
+        return (vendor, make(namespace: vendor, name: Array(model.utf8)))
+    }
+}
