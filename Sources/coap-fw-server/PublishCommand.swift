@@ -23,6 +23,7 @@ struct Publish {
             .value("timestamp", "TIME", "Creation time (RFC 3339 or seconds since 1970); default: now."),
             .repeated("digest", "ALG", "Digest algorithm to list: sha256, sha384, sha512 (repeat; default sha256)."),
             .value("key-info", "FILE", "Announce this public key (PEM) as the manufacturer's next key (key rollover)."),
+            .flag("suit", "Also write manifest.suit, a SUIT envelope (draft-ietf-suit-manifest-33) of the same release."),
             .flag("force", "Replace a published version, publish below the current one, or with a timestamp more than a day ahead."),
             .flag("allow-insecure-key", "Use a private key file that others can read (refused by default)."),
         ] + VerbosityOptions.options
@@ -37,6 +38,7 @@ struct Publish {
     var timestamp: String?
     var digests: [String]
     var keyInfo: String?
+    var suit: Bool
     var force: Bool
     var allowInsecureKey: Bool
     var verbosity: VerbosityOptions
@@ -45,6 +47,7 @@ struct Publish {
         (repository, key, product, version) = (RepositoryOptions(a), a.required("key"), ProductOptions(a), a.required("version"))
         (image, components, timestamp) = (a.string("image"), a.strings("component"), a.string("timestamp"))
         (digests, keyInfo, force) = (a.strings("digest"), a.string("key-info"), a.flag("force"))
+        suit = a.flag("suit")
         (allowInsecureKey, verbosity) = (a.flag("allow-insecure-key"), VerbosityOptions(a))
     }
 
@@ -98,6 +101,7 @@ struct Publish {
             isSplit: !components.isEmpty, timestamp: when)
         options.digests = digestAlgorithms
         options.force = force
+        options.suit = suit
         if let keyInfo {
             do {
                 let next = try PublicKey(fileBytes: try readArgumentFile(keyInfo, option: "--key-info"))

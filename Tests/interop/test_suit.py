@@ -4,6 +4,7 @@ draft's published key) and on our vectors, made by an independent Python
 generator (Vectors/suit/generate.py: its own CBOR reader and writer,
 `cryptography`), each with its exact result; the independent checker
 (Tests/support/suit_checker.py) agrees on every one."""
+import hashlib
 import json
 from pathlib import Path
 
@@ -97,3 +98,107 @@ def test_verify_usage_errors(bin_dir, tmp_path):
     other = cli.run_binary(bin_dir, cli.CLIENT, "verify", "--json", "--trust", key, envelope,
                            "--manufacturer", "example.org", "--model", "c7960", timeout=30, parse_json=True)
     assert other.returncode == 1 and other.json["result"] == "wrong-device", other.describe()
+
+
+# ---------------------------------------------------------------------------
+# publish --suit, checked by the independent checker (and pyhsslms for HSS-LMS)
+
+def suit_identity(manufacturer, model):
+    """RFC 9124 / RFC 9562 §5.5, by Python's uuid module: not our Swift code."""
+    import uuid
+    vendor = uuid.uuid5(uuid.NAMESPACE_DNS, manufacturer)
+    return vendor.bytes, uuid.uuid5(vendor, model).bytes
+
+
+def published_suit(repo, model):
+    return repo / ".well-known" / "firmware" / cli.MANUFACTURER / model / "manifest.suit"
+
+
+@pytest.mark.parametrize("alg", ["ES256", "EdDSA"])
+def test_publish_suit_checked_independently(bin_dir, tmp_path, alg):
+    """publish --suit writes manifest.suit beside the other two: the checker
+    verifies the signature with the same public key, the digest, the
+    identity UUIDs (Python's uuid5), the image digest and size, the
+    relative URI and the version in the text member; sequence number = the
+    release timestamp."""
+    keys = tmp_path / "keys"
+    cli.keygen(bin_dir, keys, alg)
+    image = tmp_path / "fw.bin"
+    image.write_bytes(bytes((i * 31 + 7) & 0xFF for i in range(7000)))
+    repo = tmp_path / "repo"
+    cli.publish(bin_dir, repo, keys / "private.pem", "c7960", "1.2.0", image=image, timestamp="2026-11-01T00:00:00Z",
+                extra=["--suit"])
+    envelope = published_suit(repo, "c7960").read_bytes()
+    vendor, klass = suit_identity(cli.MANUFACTURER, "c7960")
+    result, detail = suit_checker.check(envelope, (keys / "public.pem").read_bytes(), {0: image.read_bytes()},
+                                        device={"vendor_id": vendor, "class_id": klass, "current_sequence": 0},
+                                        profile="device")
+    assert result == "ok", detail
+    assert detail["vendor_id"] == vendor.hex() and detail["class_id"] == klass.hex()
+    assert detail["sequence"] == 1793491200  # 2026-11-01T00:00:00Z
+    assert detail["image_digest"] == hashlib.sha256(image.read_bytes()).hexdigest() and detail["image_size"] == 7000
+    assert detail["uris"] == ["1.2.0/fw.bin"] and detail["text_version"] == "1.2.0"
+    assert detail["installable"] is True
+    # The other products' ids fail the identity conditions.
+    other_vendor, other_class = suit_identity("example.org", "c7960")
+    wrong, _ = suit_checker.check(envelope, (keys / "public.pem").read_bytes(), None,
+                                  device={"vendor_id": other_vendor, "class_id": other_class}, profile="device")
+    assert wrong == "wrong-device"
+
+
+def test_publish_suit_split_release(bin_dir, tmp_path):
+    keys = tmp_path / "keys"
+    cli.keygen(bin_dir, keys)
+    boot, app = tmp_path / "boot.bin", tmp_path / "app.bin"
+    boot.write_bytes(b"B" * 1500)
+    app.write_bytes(bytes(range(256)) * 10)
+    repo = tmp_path / "repo"
+    cli.publish(bin_dir, repo, keys / "private.pem", "c7961", "2.0.0", components=[("boot", boot), ("app", app)],
+                extra=["--suit"])
+    envelope = published_suit(repo, "c7961").read_bytes()
+    vendor, klass = suit_identity(cli.MANUFACTURER, "c7961")
+    result, detail = suit_checker.check(envelope, (keys / "public.pem").read_bytes(),
+                                        {0: boot.read_bytes(), 1: app.read_bytes()},
+                                        device={"vendor_id": vendor, "class_id": klass}, profile="device")
+    assert result == "ok", detail
+    assert detail["components"] == [[b"boot".hex()], [b"app".hex()]]
+    assert detail["uris"] == ["2.0.0/boot.bin", "2.0.0/app.bin"]
+    ours = cli.run_binary(bin_dir, cli.CLIENT, "verify", "--json", "--trust", keys / "public.pem",
+                          published_suit(repo, "c7961"), "--manufacturer", cli.MANUFACTURER, "--model", "c7961",
+                          "--image", boot, "--image", app, timeout=30, parse_json=True)
+    assert ours.returncode == 0 and ours.json["componentCount"] == 2, ours.describe()
+    swapped = cli.run_binary(bin_dir, cli.CLIENT, "verify", "--json", "--trust", keys / "public.pem",
+                             published_suit(repo, "c7961"), "--image", app, "--image", boot, timeout=30, parse_json=True)
+    assert swapped.returncode == 1 and swapped.json["result"] == "digest-mismatch", swapped.describe()
+
+
+def test_publish_suit_with_hss_lms(bin_dir, tmp_path):
+    """An HSS-LMS key signs the SUIT envelope too (one more leaf: three per
+    release); pyhsslms verifies that signature over the Sig_structure the
+    checker builds, and our verify accepts the envelope."""
+    import pyhsslms
+    keys = tmp_path / "keys"
+    cli.keygen(bin_dir, keys, "HSS-LMS", "--height", "5")
+    image = tmp_path / "fw.bin"
+    image.write_bytes(b"h" * 3000)
+    repo = tmp_path / "repo"
+    before = (keys / "private.hss").read_bytes()[-8:]
+    cli.publish(bin_dir, repo, keys / "private.hss", "c7962", "1.0.0", image=image, extra=["--suit"])
+    used = int.from_bytes((keys / "private.hss").read_bytes()[-8:], "big") - int.from_bytes(before, "big")
+    assert used == 3, f"{used} leaves for one release with --suit"
+    envelope = published_suit(repo, "c7962").read_bytes()
+    top = suit_checker.cbor_loads(envelope)
+    members = top.value
+    wrapper = suit_checker.cbor_loads(bytes(members[2]))
+    digest, block = bytes(wrapper[0]), suit_checker.cbor_loads(bytes(wrapper[1]))
+    protected, _, payload, signature = block.value
+    assert block.tag == 18 and payload is None
+    assert suit_checker.cbor_loads(bytes(protected)) == {1: -46}
+    message = suit_checker.sig_structure(bytes(protected), digest)
+    public = (keys / "public.hss").read_bytes()
+    assert pyhsslms.HssPublicKey.deserialize(public).verify(message, bytes(signature))
+    # The signed digest covers the manifest's bstr item, head included.
+    assert suit_checker.cbor_loads(digest)[1] == hashlib.sha256(members[3].raw).digest()
+    ours = cli.run_binary(bin_dir, cli.CLIENT, "verify", "--trust", keys / "public.hss", published_suit(repo, "c7962"),
+                          "--image", image, timeout=30)
+    assert ours.returncode == 0, ours.describe()

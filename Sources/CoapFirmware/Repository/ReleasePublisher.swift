@@ -68,6 +68,8 @@ public struct ReleasePublisher {
         public var nextKey: PublicKey?
         /// Replace a published version, publish below the current one, or with a timestamp more than a day ahead.
         public var force = false
+        /// Also write `manifest.suit`, a SUIT envelope of the same release (`SUITWriter`).
+        public var suit = false
 
         public init(manufacturer: String, model: String, version: FirmwareVersion, images: [ReleaseImage],
                     isSplit: Bool, timestamp: Int64) {
@@ -100,7 +102,8 @@ public struct ReleasePublisher {
         }
         // A stateful key with too few leaves is refused before any work; its
         // two leaves (COSE and JWS) are reserved under the lock further down.
-        if let hss = signer.key.hss, hss.remaining < 2 {
+        let leaves = options.suit ? 3 : 2
+        if let hss = signer.key.hss, hss.remaining < leaves {
             throw .key(.exhausted(path: hss.path, capacity: hss.capacity, remaining: hss.remaining))
         }
         guard !options.digests.isEmpty else { throw .invalidArgument(option: "--digest", reason: "no digest algorithm given") }
@@ -163,13 +166,29 @@ public struct ReleasePublisher {
 
         // Sign both formats and check our own output before anything is written.
         let envelopes: [(ManifestFormat, [UInt8])]
+        let suitEnvelope: [UInt8]?
         do {
             // A stateful HSS-LMS key: reserve both leaves in one locked step,
             // only now that the release passed every check.
-            try signer.key.hss?.reserveAhead(2)
+            try signer.key.hss?.reserveAhead(leaves)
             envelopes = [(.cbor, try signer.signCOSE(manifest)), (.json, try signer.signJWS(manifest))]
+            suitEnvelope = options.suit ? try SUITWriter.envelope(for: manifest, key: signer.key) : nil
         } catch {
             throw .key(error)
+        }
+        if let suitEnvelope {
+            // Our own reader, run as a device of this product runs it, must give back this release.
+            let (vendorID, classID) = UUID5.suitIdentity(manufacturer: manifest.manufacturer, model: manifest.model)
+            do {
+                let back = try SUITVerifier(trustedKeys: [signer.key.publicKey]).verify(suitEnvelope, vendorID: vendorID, classID: classID)
+                guard back.sequenceNumber == UInt64(manifest.timestamp), back.version == manifest.firmwareVersion.description,
+                      back.components.map(\.uri) == manifest.images.map(\.location),
+                      back.components.map(\.size) == manifest.images.map(\.size) else {
+                    throw ManifestError.badManifest(field: "manifest.suit", reason: "round trip changed it")
+                }
+            } catch {
+                fatalError("internal error: a freshly signed SUIT envelope does not verify: \(error)")
+            }
         }
         let verifier = ManifestVerifier(trustedKeys: [signer.key.publicKey])
         for (format, bytes) in envelopes {
@@ -187,15 +206,22 @@ public struct ReleasePublisher {
         do {
             try FileSystem.makeDirectories(modelDirectory)
             try installImages(options.images, into: versionDirectory, modelDirectory: modelDirectory)
+            // The SUIT envelope first: the CBOR manifest, last, is what observers are notified of.
+            if let suitEnvelope { try FileSystem.atomicWrite("\(modelDirectory)/\(Self.suitFileName)", suitEnvelope) }
             for (format, bytes) in envelopes {
                 try FileSystem.atomicWrite("\(modelDirectory)/\(format.fileName)", bytes)
             }
         } catch {
             throw .file(error)
         }
-        return Result(manifest: manifest, manifestPaths: envelopes.map { "\(modelDirectory)/\($0.0.fileName)" },
+        return Result(manifest: manifest,
+                      manifestPaths: (suitEnvelope == nil ? [] : ["\(modelDirectory)/\(Self.suitFileName)"])
+                          + envelopes.map { "\(modelDirectory)/\($0.0.fileName)" },
                       versionDirectory: versionDirectory)
     }
+
+    /// The SUIT envelope's file name beside manifest.cbor and manifest.json.
+    public static let suitFileName = "manifest.suit"
 
     /// A name that becomes a folder or file of the repository (served, so not
     /// hidden: the server never serves names that start with '.') and, for an
