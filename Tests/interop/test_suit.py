@@ -202,3 +202,31 @@ def test_publish_suit_with_hss_lms(bin_dir, tmp_path):
     ours = cli.run_binary(bin_dir, cli.CLIENT, "verify", "--trust", keys / "public.hss", published_suit(repo, "c7962"),
                           "--image", image, timeout=30)
     assert ours.returncode == 0, ours.describe()
+
+
+def test_serve_suit_by_name_and_by_accept(bin_dir, procs, tmp_path):
+    """serve gives manifest.suit byte for byte to libcoap's client, by name
+    and as `.../manifest` with Accept 65000 (application/suit-envelope+cose:
+    no CoAP Content-Format is registered for it yet, we use the first of the
+    experimental range), lists it in /.well-known/core with ct=65000 and
+    obs, and the other formats stay what they were."""
+    keys = tmp_path / "keys"
+    cli.keygen(bin_dir, keys)
+    image = tmp_path / "fw.bin"
+    image.write_bytes(b"s" * 2500)
+    repo = tmp_path / "repo"
+    cli.publish(bin_dir, repo, keys / "private.pem", "c7963", "1.0.0", image=image, extra=["--suit"])
+    folder = repo / ".well-known" / "firmware" / cli.MANUFACTURER / "c7963"
+    server = procs.server(repo)
+    base = f"coap://127.0.0.1:{server.port}/.well-known/firmware/{cli.MANUFACTURER}/c7963"
+    _, by_name = cli.coap_get(f"{base}/manifest.suit", tmp_path / "a.suit", "-b", "64")
+    assert by_name == (folder / "manifest.suit").read_bytes()
+    _, negotiated = cli.coap_get(f"{base}/manifest", tmp_path / "b.suit", "-A", "65000", "-b", "64")
+    assert negotiated == (folder / "manifest.suit").read_bytes()
+    _, cbor = cli.coap_get(f"{base}/manifest", tmp_path / "c.cbor")
+    assert cbor == (folder / "manifest.cbor").read_bytes()
+    _, core = cli.coap_get(f"coap://127.0.0.1:{server.port}/.well-known/core", tmp_path / "core.txt")
+    assert f"</.well-known/firmware/{cli.MANUFACTURER}/c7963/manifest.suit>;ct=65000;rt=\"firmware.manifest\";obs".encode() in core
+    # What was served verifies with the independent checker.
+    result, detail = suit_checker.check(by_name, (keys / "public.pem").read_bytes(), {0: image.read_bytes()})
+    assert result == "ok", detail

@@ -42,8 +42,9 @@ struct RepositoryCatalog: Equatable {
     }
 
     private mutating func addModel(_ key: String, directory dir: String, root: String) {
-        let present = ManifestFormat.allCases.filter { FileIdentity.of("\(dir)/\($0.fileName)") != nil && Self.isInside("\(dir)/\($0.fileName)", root: root) }
-        manifests[key] = ManifestFormat.allCases.map { FileIdentity.of("\(dir)/\($0.fileName)") }
+        let served = RepositoryLayout.servedManifests
+        let present = served.filter { FileIdentity.of("\(dir)/\($0.fileName)") != nil && Self.isInside("\(dir)/\($0.fileName)", root: root) }
+        manifests[key] = served.map { FileIdentity.of("\(dir)/\($0.fileName)") }
         for prefix in Self.prefixes {
             let base = "\(prefix)/\(key)"
             for format in present {
@@ -85,7 +86,7 @@ struct RepositoryCatalog: Equatable {
     /// The observable resources of a model, to notify when its release changes (RFC 7641 §3.2).
     func manifestResources(of model: String) -> [String] {
         Self.prefixes.flatMap { prefix in
-            ["manifest.cbor", "manifest.json", "manifest"].map { "\(prefix)/\(model)/\($0)" }
+            (RepositoryLayout.servedManifests.map(\.fileName) + ["manifest"]).map { "\(prefix)/\(model)/\($0)" }
         }.filter { resources[$0] != nil }
     }
 

@@ -5,9 +5,18 @@ import CoapFirmwareDevice
 ///
 ///     .well-known/firmware/<manufacturer>/<model>/manifest.cbor
 ///     .well-known/firmware/<manufacturer>/<model>/manifest.json
+///     .well-known/firmware/<manufacturer>/<model>/manifest.suit   (optional, SUIT)
 ///     .well-known/firmware/<manufacturer>/<model>/<version>/<file>
 public struct RepositoryLayout: Sendable {
     public let root: String
+
+    /// The manifest files a model folder may hold, as served: file name and
+    /// Content-Format. The first is what `.../manifest` gives without Accept.
+    static let servedManifests: [(fileName: String, contentFormat: UInt16)] = [
+        (ManifestFormat.cbor.fileName, ManifestFormat.cbor.contentFormat),
+        (ManifestFormat.json.fileName, ManifestFormat.json.contentFormat),
+        (ReleasePublisher.suitFileName, CoapContentFormat.suitEnvelope),
+    ]
 
     public init(root: String) {
         self.root = root.count > 1 && root.hasSuffix("/") ? String(root.dropLast()) : root

@@ -3,8 +3,9 @@ import CoapFirmwareCore
 /// Maps a request's Uri-Path segments to a file of the repository (SPEC §4),
 /// without touching the network: the server's routing rules in one place.
 ///
-/// Served: `/.well-known/firmware/<m>/<model>/manifest.{cbor,json}`, the
-/// negotiated `.../manifest` (by Accept), `.../<version>/<file>`, and the
+/// Served: `/.well-known/firmware/<m>/<model>/manifest.{cbor,json,suit}`,
+/// the negotiated `.../manifest` (by Accept: none, 18 or 60 the CBOR one, 50
+/// the JSON one, `CoapContentFormat.suitEnvelope` the SUIT envelope), `.../<version>/<file>`, and the
 /// same under the draft's `/.well-known/manifest/` spelling. Nothing else:
 /// every segment must be a plain name (no empty, `.`, `..`, hidden or
 /// slash-bearing segments), and the resolved file must lie inside the
@@ -21,7 +22,8 @@ struct RepositoryRouter: Sendable {
     }
 
     enum Kind: Equatable, Sendable {
-        case manifest(ManifestFormat)
+        /// A manifest file (observable).
+        case manifest
         case image
     }
 
@@ -36,20 +38,20 @@ struct RepositoryRouter: Sendable {
         if segments.count == 6 {
             return .file(relativePath: "\(model)/\(segments[4])/\(segments[5])", contentFormat: CoapContentFormat.octetStream, kind: .image)
         }
-        let format: ManifestFormat
-        switch segments[4] {
-        case "manifest.cbor": format = .cbor
-        case "manifest.json": format = .json
-        case "manifest":
+        let served = RepositoryLayout.servedManifests
+        let chosen: (fileName: String, contentFormat: UInt16)
+        if segments[4] == "manifest" {
             switch accept {
-            case nil, CoapContentFormat.coseSign1, CoapContentFormat.cbor: format = .cbor
-            case CoapContentFormat.json: format = .json
-            default: return .notAcceptable
+            case nil, CoapContentFormat.cbor: chosen = served[0]
+            case let asked?:
+                guard let match = served.first(where: { $0.contentFormat == asked }) else { return .notAcceptable }
+                chosen = match
             }
-        default:
-            return .notFound
+        } else {
+            guard let named = served.first(where: { $0.fileName == segments[4] }) else { return .notFound }
+            chosen = named
         }
-        return .file(relativePath: "\(model)/\(format.fileName)", contentFormat: format.contentFormat, kind: .manifest(format))
+        return .file(relativePath: "\(model)/\(chosen.fileName)", contentFormat: chosen.contentFormat, kind: .manifest)
     }
 
     /// A segment that names one entry of a folder and nothing else.

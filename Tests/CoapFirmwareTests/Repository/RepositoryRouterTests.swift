@@ -10,9 +10,9 @@ import TestSupport
 
     @Test func servesTheLayout() {
         #expect(router.route(segments: model + ["manifest.cbor"], accept: nil)
-            == .file(relativePath: ".well-known/firmware/example.com/c7960/manifest.cbor", contentFormat: 18, kind: .manifest(.cbor)))
+            == .file(relativePath: ".well-known/firmware/example.com/c7960/manifest.cbor", contentFormat: 18, kind: .manifest))
         #expect(router.route(segments: model + ["manifest.json"], accept: nil)
-            == .file(relativePath: ".well-known/firmware/example.com/c7960/manifest.json", contentFormat: 50, kind: .manifest(.json)))
+            == .file(relativePath: ".well-known/firmware/example.com/c7960/manifest.json", contentFormat: 50, kind: .manifest))
         #expect(router.route(segments: model + ["1.2.3", "fw.bin"], accept: nil)
             == .file(relativePath: ".well-known/firmware/example.com/c7960/1.2.3/fw.bin", contentFormat: 42, kind: .image))
         // The draft's second spelling maps onto the same files.
@@ -26,6 +26,11 @@ import TestSupport
         #expect(format(18) == router.route(segments: model + ["manifest.cbor"], accept: nil))
         #expect(format(60) == router.route(segments: model + ["manifest.cbor"], accept: nil))
         #expect(format(50) == router.route(segments: model + ["manifest.json"], accept: nil))
+        // SUIT (issue #14): by name, or by Accept with the experimental-range Content-Format.
+        #expect(router.route(segments: model + ["manifest.suit"], accept: nil)
+            == .file(relativePath: ".well-known/firmware/example.com/c7960/manifest.suit", contentFormat: 65000, kind: .manifest))
+        #expect(format(65000) == router.route(segments: model + ["manifest.suit"], accept: nil))
+        #expect(router.route(segments: model + ["manifest.xml"], accept: nil) == .notFound)
         #expect(format(0) == .notAcceptable)
         #expect(format(42) == .notAcceptable)
     }
