@@ -23,7 +23,7 @@ struct Update {
             .value("state", "DIR", "State folder: installed firmware, staging slot, resume data.", required: true),
             .value("domain", "DOMAIN", "Local domain for discovery (default: /etc/resolv.conf's domain or first search entry)."),
             .value("origin", "URI", "The manufacturer's origin server (coap:// or coaps:// URI)."),
-            .value("format", "FORMAT", "Manifest format to ask for: cbor (COSE_Sign1, the default) or json (JWS)."),
+            .value("format", "FORMAT", "Manifest format to ask for: cbor (COSE_Sign1, the default), json (JWS) or suit (a SUIT envelope, manifest.suit)."),
             .repeated("resolve", "HOST:ADDR[:PORT]", "Map a host name to an address, like curl (repeat)."),
             .value("slot-size", "BYTES", "Staging slot capacity in bytes (default: unlimited)."),
         ] + ClientTransportOptions.options + [
@@ -74,7 +74,7 @@ struct Update {
     /// The options of an update, or a usage error naming the option (`watch` shares them).
     func checkedOptions() throws -> UpdateOptions {
         guard let format = ManifestFormat(rawValue: format.lowercased()) else {
-            throw CommandFailure.usage("--format \(self.format): expected cbor or json")
+            throw CommandFailure.usage("--format \(self.format): expected cbor, json or suit")
         }
         let szx = try transport.szx(), timeout = try transport.checkedTimeout(), names = try product.checked()
         guard !state.isEmpty, !FileSystem.exists(state) || FileSystem.isDirectory(state) else {

@@ -230,3 +230,73 @@ def test_serve_suit_by_name_and_by_accept(bin_dir, procs, tmp_path):
     # What was served verifies with the independent checker.
     result, detail = suit_checker.check(by_name, (keys / "public.pem").read_bytes(), {0: image.read_bytes()})
     assert result == "ok", detail
+
+
+# ---------------------------------------------------------------------------
+# update --format suit: the same engine on a SUIT manifest
+
+def suit_release(bin_dir, tmp_path, model, version="1.0.0", size=20_000, seed=3):
+    keys = tmp_path / "keys"
+    if not keys.exists():
+        cli.keygen(bin_dir, keys)
+    image = tmp_path / f"fw-{version}.bin"
+    image.write_bytes(bytes((i * seed + 11) & 0xFF for i in range(size)))
+    repo = tmp_path / "repo"
+    cli.publish(bin_dir, repo, keys / "private.pem", model, version, image=image, extra=["--suit"])
+    return repo, keys / "public.pem", image
+
+
+def test_update_format_suit_installs_the_right_bytes(bin_dir, procs, tmp_path):
+    """serve + update --format suit: the SUIT envelope (fetched block-wise
+    at 64-byte blocks) authenticates, its identity conditions hold for
+    UUID5(example.com, c7964), the image is fetched, hashed and installed;
+    status shows the text member's version; the same envelope again is
+    up-to-date; a newer one installs; the installed envelope is the one
+    served."""
+    repo, trust, image = suit_release(bin_dir, tmp_path, "c7964")
+    server = procs.server(repo)
+    state = tmp_path / "state"
+    run = cli.update(bin_dir, trust, "c7964", state, "--origin", server.uri(), "--format", "suit", "--block-size", "64")
+    cli.assert_updated(run, "1.0.0", 20_000)
+    assert run.json["source"].endswith("/c7964/manifest.suit"), run.json
+    assert (state / "installed" / image.name).read_bytes() == image.read_bytes()
+    folder = repo / ".well-known" / "firmware" / cli.MANUFACTURER / "c7964"
+    assert (state / "installed" / "manifest.suit").read_bytes() == (folder / "manifest.suit").read_bytes()
+    assert cli.status(bin_dir, state).json["version"] == "1.0.0"
+    again = cli.update(bin_dir, trust, "c7964", state, "--origin", server.uri(), "--format", "suit")
+    assert again.returncode == 0 and again.json["result"] == "up-to-date", again.describe()
+    _, _, newer = suit_release(bin_dir, tmp_path, "c7964", "1.1.0", size=9_000, seed=5)
+    import time
+    time.sleep(1.2)  # the server's rescan
+    third = cli.update(bin_dir, trust, "c7964", state, "--origin", server.uri(), "--format", "suit")
+    cli.assert_updated(third, "1.1.0", 9_000)
+    assert (state / "installed" / newer.name).read_bytes() == newer.read_bytes()
+
+
+@pytest.mark.parametrize("fault", ["flip-bit:5", "etag-change:5", "truncate:5", "extend:30", "wrong-size2",
+                                   "wrong-block:5", "duplicate:5"])
+def test_update_format_suit_under_malicious_faults(bin_dir, procs, tmp_path, fault):
+    """The malicious server's faults give the same results for SUIT as for
+    the other formats (test_client_faults' table), and nothing is installed."""
+    from test_client_faults import FAULT_CODES
+    result = FAULT_CODES.get(fault.partition(":")[0], "transfer-failed")
+    repo, trust, _ = suit_release(bin_dir, tmp_path, "c7965")
+    bad = procs.malicious(repo, fault)
+    state = tmp_path / "state"
+    run = cli.update(bin_dir, trust, "c7965", state, "--origin", bad.uri(), "--format", "suit", "--block-size", "64",
+                     "--timeout", 10)
+    assert run.returncode == 1 and run.json["result"] == result, run.describe()
+    assert not (state / "installed").exists() or not any((state / "installed").iterdir())
+
+
+def test_update_format_suit_refuses_another_products_envelope(bin_dir, procs, tmp_path):
+    """An authentic envelope for c7966 placed where c7967's belongs: the
+    vendor/class conditions fail (wrong-device), nothing is fetched."""
+    repo, trust, _ = suit_release(bin_dir, tmp_path, "c7966")
+    base = repo / ".well-known" / "firmware" / cli.MANUFACTURER
+    (base / "c7967").mkdir()
+    (base / "c7967" / "manifest.suit").write_bytes((base / "c7966" / "manifest.suit").read_bytes())
+    server = procs.server(repo)
+    run = cli.update(bin_dir, trust, "c7967", tmp_path / "state", "--origin", server.uri(), "--format", "suit")
+    assert run.returncode == 1 and run.json["result"] == "wrong-device", run.describe()
+    assert run.json["bytesTransferred"] == 0

@@ -30,6 +30,9 @@ public struct ManifestVerifier: Sendable {
             let m = try JWSFlattened(decoding: envelope)
             return try accept(envelope, format: format, kid: m.kid, algorithm: m.algorithm, signature: m.signature,
                               signed: m.signingInput) { () throws(ManifestError) in try Manifest(jsonPayload: m.payload) }
+        case .suit:
+            // `detect` never says so: a SUIT envelope needs the device's identity (`SUITVerifier.release`).
+            throw .badManifest(field: "manifest", reason: "a SUIT envelope, not a COSE_Sign1 or JWS manifest")
         }
     }
 

@@ -133,6 +133,39 @@ public struct SUITVerifier: Sendable {
         return nil
     }
 
+    /// `update --format suit`: the envelope as the release the update engine
+    /// installs. Identity conditions run against UUID5(manufacturer/model)
+    /// (or the given ids), so the release is this device's; each component
+    /// must be fetched (a uri, SHA-256, image-size) and image-matched, and
+    /// the text member must give the `A.B.C` version. The sequence number
+    /// stands in for the timestamp, so the device's rollback rule (version
+    /// higher, timestamp not older) is SUIT's too.
+    public func release(_ envelope: [UInt8], manufacturer: String, model: String, vendorID: [UInt8]? = nil,
+                        classID: [UInt8]? = nil) throws(ManifestError) -> VerifiedManifest {
+        let ids = UUID5.suitIdentity(manufacturer: manufacturer, model: model)
+        let r = try verify(envelope, run: true, vendorID: vendorID ?? ids.vendorID, classID: classID ?? ids.classID)
+        guard let text = r.version, let version = FirmwareVersion(text) else {
+            throw .badManifest(field: "suit-text", reason: "no component-version (key 6) giving the release's A.B.C version")
+        }
+        guard r.sequenceNumber <= UInt64(ManifestView.timestampRange.upperBound) else {
+            throw .badManifest(field: "suit-manifest-sequence-number", reason: "\(r.sequenceNumber) is beyond what this device records")
+        }
+        var components: [Component] = []
+        for (i, c) in r.components.enumerated() {
+            guard c.fetch, c.imageMatch, let uri = c.uri, let sha256 = c.sha256, let size = c.size else {
+                throw .badManifest(field: "suit-install", reason: "component \(i) is not fetched and image-matched with a uri, an image-digest and an image-size")
+            }
+            let name = Manifest.lastSegment(of: uri)
+            guard Manifest.isSafeName(name), Manifest.isImageName(name), !components.contains(where: { $0.name == name }) else {
+                throw .badManifest(field: "suit-install", reason: "component \(i)'s uri \"\(uri)\" does not end in a usable file name")
+            }
+            components.append(Component(name: name, location: uri, size: size, digests: [ImageDigest(algorithm: .sha256, value: sha256)]))
+        }
+        let manifest = Manifest(timestamp: Int64(r.sequenceNumber), manufacturer: manufacturer, model: model,
+                                firmwareVersion: version, components: components)
+        return VerifiedManifest(manifest: manifest, format: .suit, envelope: envelope, signerKid: r.signerKid, algorithm: r.algorithm)
+    }
+
     /// The trusted key the envelope's kid names (any, without a kid) whose algorithm it uses.
     private func pickKey(_ cose: COSESign1View, _ bytes: UnsafeRawBufferPointer) -> Result<(PublicKey, SignatureAlgorithm), ManifestError> {
         guard let algorithm = SignatureAlgorithm(coseID: cose.algorithm) else {

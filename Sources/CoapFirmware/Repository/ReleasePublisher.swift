@@ -221,7 +221,7 @@ public struct ReleasePublisher {
     }
 
     /// The SUIT envelope's file name beside manifest.cbor and manifest.json.
-    public static let suitFileName = "manifest.suit"
+    public static let suitFileName = ManifestFormat.suit.fileName
 
     /// A name that becomes a folder or file of the repository (served, so not
     /// hidden: the server never serves names that start with '.') and, for an

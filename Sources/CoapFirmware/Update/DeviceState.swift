@@ -138,7 +138,7 @@ public final class DeviceState {
     /// The signed manifest of the installed release, as it was received (nil when
     /// nothing is installed, or for a release installed before it was kept).
     public func installedEnvelope() -> [UInt8]? {
-        for format in [ManifestFormat.cbor, .json] {
+        for format in ManifestFormat.allCases {
             let path = "\(installedDirectory)/\(format.fileName)"
             if FileSystem.exists(path), let bytes = try? FileSystem.read(path, limit: 1 << 20) { return bytes }
         }

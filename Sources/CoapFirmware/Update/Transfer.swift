@@ -12,6 +12,8 @@ final class Transfer {
     let state: DeviceState
     let szx: UInt8
     let trustedKeys: [PublicKey]
+    /// The device's product: a SUIT envelope's identity conditions are checked against it.
+    let product: (manufacturer: String, model: String)
     let logger: Logger
     /// Progress, and image bytes received since the last call.
     let progress: (Progress, UInt64) -> Void
@@ -30,9 +32,10 @@ final class Transfer {
     /// Set when the staging slot could not be written; ends the attempt.
     var storageFailure: String?
 
-    init(requester: Requester, state: DeviceState, szx: UInt8, trustedKeys: [PublicKey], logger: Logger,
-         progress: @escaping (Progress, UInt64) -> Void) {
+    init(requester: Requester, state: DeviceState, szx: UInt8, trustedKeys: [PublicKey],
+         product: (manufacturer: String, model: String), logger: Logger, progress: @escaping (Progress, UInt64) -> Void) {
         (self.requester, self.state, self.szx, self.trustedKeys) = (requester, state, szx, trustedKeys)
+        self.product = product
         (self.logger, self.progress) = (logger, progress)
     }
 
@@ -73,7 +76,12 @@ final class Transfer {
     private func verify(_ envelope: [UInt8], from uri: CoapURI, engine: inout UpdateEngine) -> [UpdateEngine.Action] {
         let verified: VerifiedManifest
         do {
-            verified = try ManifestVerifier(trustedKeys: trustedKeys).verify(envelope)
+            if envelope.withUnsafeBytes({ SUITEnvelopeView.looksLikeEnvelope($0) }) {
+                verified = try SUITVerifier(trustedKeys: trustedKeys).release(envelope, manufacturer: product.manufacturer,
+                                                                              model: product.model)
+            } else {
+                verified = try ManifestVerifier(trustedKeys: trustedKeys).verify(envelope)
+            }
         } catch {
             return engine.manifestFailed(error.resultCode, "\(uri): \(error.description)")
         }

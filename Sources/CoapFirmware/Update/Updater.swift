@@ -176,7 +176,7 @@ public final class Updater {
         let requester = Requester(client: client, timeout: options.timeout, exchangeTimeout: options.exchangeTimeout,
                                   mappings: options.resolve, windowBytes: options.windowBytes, logger: logger)
         let transfer = Transfer(requester: requester, state: state, szx: options.szx, trustedKeys: trust.keys,
-                                logger: logger, progress: { [weak self] p, bytes in
+                                product: (options.manufacturer, options.model), logger: logger, progress: { [weak self] p, bytes in
                                     self?.bytesTransferred += bytes
                                     self?.progress?(p)
                                 })

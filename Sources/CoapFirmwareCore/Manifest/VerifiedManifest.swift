@@ -6,12 +6,21 @@ public enum ManifestFormat: String, Sendable, CaseIterable {
     case cbor
     /// Flattened JWS JSON serialization over the JSON manifest; Content-Format 50.
     case json
+    /// A SUIT envelope (draft-ietf-suit-manifest-33, issue #14); Content-Format
+    /// 65000 until IANA assigns one (`CoapContentFormat.suitEnvelope`).
+    case suit
 
     /// The file name in a repository (SPEC §4).
     public var fileName: String { "manifest.\(rawValue)" }
 
     /// The CoAP Content-Format number (RFC 7252 §12.3, RFC 9052 §9.1).
-    public var contentFormat: UInt16 { self == .cbor ? 18 : 50 }
+    public var contentFormat: UInt16 {
+        switch self {
+        case .cbor: return 18
+        case .json: return 50
+        case .suit: return 65000
+        }
+    }
 
     /// Guesses the format from the first significant byte: JSON text starts
     /// with `{`, a COSE_Sign1 with tag 18 (0xD2) or an array head.

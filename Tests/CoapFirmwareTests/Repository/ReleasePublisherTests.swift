@@ -23,12 +23,14 @@ import TestSupport
 
         let verifier = ManifestVerifier(trustedKeys: [key.publicKey])
         let layout = RepositoryLayout(root: "\(dir)/repo")
-        for format in ManifestFormat.allCases {
+        for format in [ManifestFormat.cbor, .json] {
             let bytes = try FileSystem.read(layout.manifestPath(manufacturer: "example.com", model: "c7960", format: format))
             let verified = try verifier.verify(bytes)
             #expect(verified.format == format)
             #expect(verified.manifest == result.manifest)
         }
+        // Without --suit, no SUIT envelope.
+        #expect(!FileSystem.exists(layout.manifestPath(manufacturer: "example.com", model: "c7960", format: .suit)))
         let copied = try FileSystem.read("\(layout.modelDirectory(manufacturer: "example.com", model: "c7960"))/1.0.0/fw.bin")
         #expect(copied == image)
 
