@@ -37,12 +37,15 @@ timeout 300 qemu-system-arm -M mps2-an386 -nographic -monitor none -serial none 
     -semihosting-config enable=on,target=native -kernel "$OUT/device.elf" | tee "$OUT/qemu.log"
 grep -q DEVICE-CORE-OK "$OUT/qemu.log"
 
-# The budgets of issue #6: the core under 32 KiB of flash; its static RAM,
-# one 1024-byte block buffer and the peak stack of HSS-LMS (H10/W4)
-# verification under 8 KiB. The manifest buffer (the envelope, here 2.7 KiB)
-# is the caller's and is reported apart.
+# The budgets of issues #6 and #14: the whole core, SUIT included, under
+# 40 KiB of flash; its static RAM, one 1024-byte block buffer and the peak
+# stack of HSS-LMS (H10/W4) verification, of the COSE manifest or of the SUIT
+# envelope, whichever is deeper, under 8 KiB. The manifest buffers (the
+# envelopes, here 2.7 KiB each) are the caller's and are reported apart.
 read FLASH STATIC < "$OUT/core-size.txt"
 STACK=$(sed -n 's/^manifest: .*peak stack \([0-9]*\) bytes/\1/p' "$OUT/qemu.log")
+SUIT_STACK=$(sed -n 's/^SUIT envelope: .*peak stack \([0-9]*\) bytes/\1/p' "$OUT/qemu.log")
+[ "$SUIT_STACK" -gt "$STACK" ] && STACK=$SUIT_STACK
 RAM=$((STATIC + 1024 + STACK))
-echo "== budget: flash $FLASH bytes (limit 32768); RAM $STATIC static + 1024 block + $STACK stack = $RAM bytes (limit 8192)"
-[ "$FLASH" -le 32768 ] && [ "$RAM" -le 8192 ] || { echo "embedded: over budget" >&2; exit 1; }
+echo "== budget: flash $FLASH bytes (limit 40960); RAM $STATIC static + 1024 block + $STACK stack = $RAM bytes (limit 8192)"
+[ "$FLASH" -le 40960 ] && [ "$RAM" -le 8192 ] || { echo "embedded: over budget" >&2; exit 1; }

@@ -17,6 +17,14 @@ int32_t coapfw_image_begin(int32_t);
 int32_t coapfw_image_block(uint64_t, const uint8_t *, size_t);
 int32_t coapfw_image_finish(void);
 size_t coapfw_state_size(void);
+int32_t coapfw_check_suit(const uint8_t *, size_t, const uint8_t *, size_t, const uint8_t *, const uint8_t *, int32_t,
+                          uint64_t, uint64_t);
+int32_t coapfw_suit_component_count(void);
+uint64_t coapfw_suit_image_size(int32_t);
+int32_t coapfw_suit_image_begin(int32_t);
+int32_t coapfw_suit_image_block(uint64_t, const uint8_t *, size_t);
+int32_t coapfw_suit_image_finish(void);
+size_t coapfw_suit_state_size(void);
 extern unsigned coapfw_heap_allocations;
 
 #define PAINT_BYTES (32 * 1024)
@@ -68,6 +76,55 @@ static int32_t check(const uint8_t *manifest, size_t length) {
     return check_as(manifest, length, FIXTURE_MODEL, 1, 0, 1700000000, 1 << 20);
 }
 
+/* SUIT (issue #14): the same release as a SUIT envelope, signed with the same HSS-LMS key. */
+static int32_t check_suit(const uint8_t *envelope, size_t length, const uint8_t *class_id, int32_t has_installed,
+                          uint64_t installed, uint64_t slot) {
+    return coapfw_check_suit(envelope, length, trust_hss, sizeof trust_hss, suit_vendor_id, class_id, has_installed,
+                             installed, slot);
+}
+
+static int32_t feed_suit_image(const uint8_t *image, size_t size, size_t flip_at) {
+    if (coapfw_suit_image_begin(0) != 0) return -1;
+    for (size_t offset = 0; offset < size; offset += sizeof block) {
+        size_t n = size - offset < sizeof block ? size - offset : sizeof block;
+        memcpy(block, image + offset, n);
+        if (flip_at >= offset && flip_at < offset + n) block[flip_at - offset] ^= 1;
+        if (coapfw_suit_image_block(offset, block, n) != 0) return -1;
+    }
+    return coapfw_suit_image_finish();
+}
+
+static int run_suit(size_t *stack) {
+    static uint8_t tampered[sizeof suit_envelope];
+    printf("SUIT: state %u bytes, envelope %u bytes\n", (unsigned)coapfw_suit_state_size(), (unsigned)sizeof suit_envelope);
+    paint_stack();
+    int32_t result = check_suit(suit_envelope, sizeof suit_envelope, suit_class_id, 1, 1700000000, 1 << 20);
+    *stack = stack_used();
+    printf("SUIT envelope: result %d (0 = accepted), components %d, size %u, peak stack %u bytes\n", (int)result,
+           (int)coapfw_suit_component_count(), (unsigned)coapfw_suit_image_size(0), (unsigned)*stack);
+    int32_t image = feed_suit_image(image_bin, sizeof image_bin, (size_t)-1);
+    int32_t flipped = feed_suit_image(image_bin, sizeof image_bin, 1000);
+    printf("SUIT image: %d (0 = image-match holds); one flipped byte: %d (7 = digest mismatch)\n", (int)image, (int)flipped);
+
+    memcpy(tampered, suit_envelope, sizeof tampered);
+    tampered[200] ^= 0x01;  /* inside the authentication wrapper: the HSS signature */
+    int32_t forged = check_suit(tampered, sizeof tampered, suit_class_id, 0, 0, 1 << 20);
+    memcpy(tampered, suit_envelope, sizeof tampered);
+    tampered[sizeof tampered - 10] ^= 0x01;  /* inside the manifest, which comes last */
+    int32_t altered = check_suit(tampered, sizeof tampered, suit_class_id, 0, 0, 1 << 20);
+    int32_t other = check_suit(suit_envelope, sizeof suit_envelope, suit_other_class_id, 0, 0, 1 << 20);
+    int32_t same = check_suit(suit_envelope, sizeof suit_envelope, suit_class_id, 1, FIXTURE_SUIT_SEQUENCE, 1 << 20);
+    int32_t older = check_suit(suit_envelope, sizeof suit_envelope, suit_class_id, 1, FIXTURE_SUIT_SEQUENCE + 1, 1 << 20);
+    int32_t small = check_suit(suit_envelope, sizeof suit_envelope, suit_class_id, 0, 0, 1000);
+    int32_t cut = check_suit(suit_envelope, sizeof suit_envelope - 1, suit_class_id, 0, 0, 1 << 20);
+    printf("SUIT flipped signature byte: %d (2 = bad signature); flipped manifest byte: %d (7 = digest mismatch); "
+           "other class id: %d (4 = wrong device); same sequence: %d (1 = up to date); installed newer: %d (5 = rollback); "
+           "1000-byte slot: %d (6 = too large); truncated: %d (3 = bad manifest)\n",
+           (int)forged, (int)altered, (int)other, (int)same, (int)older, (int)small, (int)cut);
+    return result == 0 && image == 0 && flipped == 7 && forged == 2 && altered == 7 && other == 4 && same == 1
+           && older == 5 && small == 6 && cut == 3;
+}
+
 int main(void) {
     static uint8_t tampered[sizeof manifest_cbor];
     printf("coap-fw device core on Cortex-M4 (qemu mps2-an386)\n");
@@ -103,8 +160,11 @@ int main(void) {
            "1000-byte slot: %d (6 = too large); truncated: %d (3 = bad manifest)\n",
            (int)same, (int)other, (int)older, (int)small, (int)cut);
 
+    size_t suit_stack = 0;
+    int suit_ok = run_suit(&suit_stack);
+
     printf("heap allocations by the core: %u\n", coapfw_heap_allocations);
-    int ok = result == 0 && image == 0 && flipped == 7 && forged == 2 && same == 1 && other == 4 && older == 5
+    int ok = suit_ok && result == 0 && image == 0 && flipped == 7 && forged == 2 && same == 1 && other == 4 && older == 5
              && small == 6 && cut == 3 && coapfw_heap_allocations == 0;
     printf("%s\n", ok ? "DEVICE-CORE-OK" : "DEVICE-CORE-FAILED");
     return ok ? 0 : 1;

@@ -28,29 +28,44 @@ public enum SUITLabel {
     public static let sha256: Int64 = -16
 }
 
+/// The words of a refusal: kept on Linux, where they become the error
+/// message; on the microcontroller (Embedded Swift) they compile to nothing,
+/// so the strings cost no flash: the device reports the result code.
+public struct SUITText: ExpressibleByStringLiteral, Sendable, CustomStringConvertible {
+    #if hasFeature(Embedded)
+    @inline(__always) public init(stringLiteral value: StaticString) {}
+    @inline(__always) public init(_ value: StaticString) {}
+    public var description: String { "" }
+    #else
+    public let text: StaticString
+    public init(stringLiteral value: StaticString) { text = value }
+    public init(_ value: StaticString) { text = value }
+    public var description: String { "\(text)" }
+    #endif
+}
+
 /// Why a SUIT envelope was refused: the result, the member (or command)
 /// it is about, and why.
 public struct SUITFailure: Error, Equatable, Sendable {
     public let result: ResultCode
     /// The envelope or manifest member, e.g. "suit-authentication-wrapper", "suit-install".
-    public let member: StaticString
-    public let reason: StaticString
+    public let member: SUITText
+    public let reason: SUITText
     /// The command, parameter or member number a refusal names (0: none).
     public let number: Int64
     public let kind: Kind
 
     public enum Kind: UInt8, Sendable { case command, parameter, member }
 
-    public init(_ result: ResultCode, _ member: StaticString, _ reason: StaticString, number: Int64 = 0, kind: Kind = .command) {
+    public init(_ result: ResultCode, _ member: SUITText, _ reason: SUITText, number: Int64 = 0, kind: Kind = .command) {
         (self.result, self.member, self.reason, self.number, self.kind) = (result, member, reason, number, kind)
     }
 
     public static func == (a: SUITFailure, b: SUITFailure) -> Bool {
-        a.result == b.result && a.number == b.number && a.member.utf8CodeUnitCount == b.member.utf8CodeUnitCount
-            && a.member.utf8Start == b.member.utf8Start
+        a.result == b.result && a.number == b.number && a.kind == b.kind
     }
 
-    static func malformed(_ member: StaticString, _ reason: StaticString, number: Int64 = 0, kind: Kind = .command) -> SUITFailure {
+    static func malformed(_ member: SUITText, _ reason: SUITText, number: Int64 = 0, kind: Kind = .command) -> SUITFailure {
         SUITFailure(.badManifest, member, reason, number: number, kind: kind)
     }
 }
@@ -84,10 +99,10 @@ public struct SUITEnvelopeView {
     }
 
     public static func parse(_ bytes: UnsafeRawBufferPointer) -> Result<SUITEnvelopeView, SUITFailure> {
-        let member: StaticString = "SUIT_Envelope"
+        let member: SUITText = "SUIT_Envelope"
         var whole = CBORReader(bytes)
-        if let f = whole.skip() { return .failure(.malformed(member, f.description)) }
-        guard whole.isAtEnd else { return .failure(.malformed(member, CBORReader.Failure.trailingBytes.description)) }
+        if let f = whole.skip() { return .failure(.malformed(member, SUITText(f.description))) }
+        guard whole.isAtEnd else { return .failure(.malformed(member, SUITText(CBORReader.Failure.trailingBytes.description))) }
         var r = CBORReader(bytes)
         var head = r.next()
         if case .success(.tag(let tag)) = head {
@@ -132,7 +147,7 @@ public struct SUITEnvelopeView {
         guard let manifestItem, let manifest else { return .failure(.malformed("suit-manifest", "missing")) }
 
         // SUIT_Authentication = [bstr .cbor SUIT_Digest, + bstr .cbor SUIT_Authentication_Block]
-        let auth: StaticString = "suit-authentication-wrapper"
+        let auth: SUITText = "suit-authentication-wrapper"
         var a = CBORReader(bytes, range: wrapper)
         var check = a
         guard check.skip() == nil, check.isAtEnd, case .success(.array(let blocks)) = a.next(), blocks >= 2 else {
@@ -150,7 +165,7 @@ public struct SUITEnvelopeView {
         let cose: COSESign1View
         switch COSESign1View.parse(bytes, range: block, detachedPayload: digestBytes) {
         case .failure(let f):
-            return .failure(f.part.isSignatureError ? SUITFailure(.badSignature, auth, f.reason) : .malformed(auth, f.reason))
+            return .failure(f.part.isSignatureError ? SUITFailure(.badSignature, auth, SUITText(f.reason)) : .malformed(auth, SUITText(f.reason)))
         case .success(let v): cose = v
         }
         return .success(SUITEnvelopeView(cose: cose, digestAlgorithm: algorithm, digest: digest, manifestItem: manifestItem,
@@ -159,7 +174,7 @@ public struct SUITEnvelopeView {
     }
 
     /// A SUIT_Digest = [algorithm, bstr] in `range`; only SHA-256 is accepted.
-    static func readDigest(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, member: StaticString)
+    static func readDigest(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, member: SUITText)
         -> Result<(Int64, Range<Int>), SUITFailure> {
         var d = CBORReader(bytes, range: range)
         guard case .success(.array(2)) = d.next(), case .success(let alg) = d.next(), let algorithm = alg.int64,

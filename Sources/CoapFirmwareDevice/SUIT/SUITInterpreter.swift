@@ -59,7 +59,7 @@ public enum SUITInterpreter {
     /// an argument of its kind (a reporting policy, a map, an index, a list
     /// of bstr-wrapped sequences). Custom commands (-256 and lower) pass here
     /// and are refused when run.
-    static func checkForm(_ bytes: UnsafeRawBufferPointer, _ sequence: Range<Int>, member: StaticString, depth: Int) -> SUITFailure? {
+    static func checkForm(_ bytes: UnsafeRawBufferPointer, _ sequence: Range<Int>, member: SUITText, depth: Int) -> SUITFailure? {
         var r = CBORReader(bytes, range: sequence)
         var whole = r
         guard whole.skip() == nil, whole.isAtEnd, case .success(.array(let count)) = r.next(), count % 2 == 0 else {
@@ -123,7 +123,7 @@ public enum SUITInterpreter {
     public static func plan(_ bytes: UnsafeRawBufferPointer, manifest: SUITManifestView, device: SUITDevice)
         -> Result<SUITPlan, SUITFailure> {
         var state = State(count: manifest.componentCount)
-        func run(_ sequence: Range<Int>?, _ member: StaticString) -> SUITFailure? {
+        func run(_ sequence: Range<Int>?, _ member: SUITText) -> SUITFailure? {
             guard let sequence else { return nil }
             return execute(bytes, sequence, member: member, state: &state, device: device, depth: 0)
         }
@@ -141,12 +141,10 @@ public enum SUITInterpreter {
 
         init(count: Int) { self.count = count }
 
-        mutating func forEachSelected(_ body: (inout SUITComponent) -> Void) {
-            for i in 0..<count where selected & (1 << UInt8(i)) != 0 { body(&components[i]) }
-        }
+        func isSelected(_ i: Int) -> Bool { selected & (1 << UInt8(i)) != 0 }
     }
 
-    static func execute(_ bytes: UnsafeRawBufferPointer, _ sequence: Range<Int>, member: StaticString,
+    static func execute(_ bytes: UnsafeRawBufferPointer, _ sequence: Range<Int>, member: SUITText,
                         state: inout State, device: SUITDevice, depth: Int) -> SUITFailure? {
         var r = CBORReader(bytes, range: sequence)
         guard case .success(.array(let count)) = r.next() else { return .malformed(member, "expected a command list") }
@@ -179,50 +177,50 @@ public enum SUITInterpreter {
                     guard case .success(let k) = r.next(), let parameter = k.int64 else { return .malformed(member, "bad parameter") }
                     let valueStart = r.offset
                     guard case .success(let value) = r.next() else { return .malformed(member, "truncated parameter") }
+                    // One slot per parameter (`SUITComponent.Field`), set on every selected component.
+                    var field = SUITComponent.Field.vendorID
+                    var range = 0..<0
+                    var number: UInt64 = 0
                     switch (parameter, value) {
-                    case (Parameter.vendorID, .bytes(let id)) where id.count == 16: state.forEachSelected { $0.vendorID = id }
-                    case (Parameter.classID, .bytes(let id)) where id.count == 16: state.forEachSelected { $0.classID = id }
+                    case (Parameter.vendorID, .bytes(let id)) where id.count == 16: (field, range) = (.vendorID, id)
+                    case (Parameter.classID, .bytes(let id)) where id.count == 16: (field, range) = (.classID, id)
                     case (Parameter.imageDigest, .bytes(let wrapped)):
                         switch SUITEnvelopeView.readDigest(bytes, wrapped, member: member) {
                         case .failure(let f): return f
-                        case .success(let (_, digest)): state.forEachSelected { $0.digest = digest }
+                        case .success(let (_, digest)): (field, range) = (.digest, digest)
                         }
-                    case (Parameter.componentSlot, .unsigned(let slot)): state.forEachSelected { $0.slot = slot }
-                    case (Parameter.imageSize, .unsigned(let size)): state.forEachSelected { $0.size = size }
-                    case (Parameter.uri, .text(let uri)): state.forEachSelected { $0.uri = uri }
+                    case (Parameter.uri, .text(let uri)): (field, range) = (.uri, uri)
+                    case (Parameter.imageSize, .unsigned(let size)): (field, number) = (.size, size)
+                    case (Parameter.componentSlot, .unsigned(let slot)): (field, number) = (.slot, slot)
                     default:
                         return .malformed(member, "parameter not supported (or mistyped)", number: parameter, kind: .parameter)
                     }
+                    for i in 0..<state.count where state.isSelected(i) { state.components[i].set(field, range: range, number: number) }
                     r = CBORReader(bytes, range: valueStart..<r.end)
                     _ = r.skip()
                 }
             case Command.vendorIdentifier, Command.classIdentifier:
-                guard let expected = command == Command.vendorIdentifier ? device.vendorID : device.classID else { continue }
-                var holds = true
-                state.forEachSelected { component in
-                    guard let id = command == Command.vendorIdentifier ? component.vendorID : component.classID,
-                          bytesEqual(bytes, id, expected) else { holds = false; return }
-                }
-                if !holds {
-                    return SUITFailure(.wrongDevice, member, command == Command.vendorIdentifier
-                                       ? "the vendor id is not this device's" : "the class id is not this device's", number: command)
+                let vendor = command == Command.vendorIdentifier
+                guard let expected = vendor ? device.vendorID : device.classID else { continue }
+                for i in 0..<state.count where state.isSelected(i) {
+                    guard let id = vendor ? state.components[i].vendorID : state.components[i].classID, bytesEqual(bytes, id, expected) else {
+                        return SUITFailure(.wrongDevice, member, vendor ? "the vendor id is not this device's" : "the class id is not this device's",
+                                           number: command)
+                    }
                 }
             case Command.componentSlot:
-                var holds = true
-                state.forEachSelected { component in if component.slot != device.slot { holds = false } }
-                if !holds { return SUITFailure(.wrongDevice, member, "the component slot is not this device's", number: command) }
-            case Command.imageMatch:
-                var complete = true
-                state.forEachSelected { component in
-                    if component.digest == nil { complete = false } else { component.imageMatch = true }
+                for i in 0..<state.count where state.isSelected(i) && state.components[i].slot != device.slot {
+                    return SUITFailure(.wrongDevice, member, "the component slot is not this device's", number: command)
                 }
-                if !complete { return .malformed(member, "image-match without an image-digest", number: command) }
-            case Command.fetch:
-                var complete = true
-                state.forEachSelected { component in
-                    if component.uri == nil || component.digest == nil { complete = false } else { component.fetch = true }
+            case Command.imageMatch, Command.fetch:
+                let fetch = command == Command.fetch
+                for i in 0..<state.count where state.isSelected(i) {
+                    guard state.components[i].digest != nil, !fetch || state.components[i].uri != nil else {
+                        return .malformed(member, fetch ? "fetch needs a uri and an image-digest" : "image-match without an image-digest",
+                                          number: command)
+                    }
+                    if fetch { state.components[i].fetch = true } else { state.components[i].imageMatch = true }
                 }
-                if !complete { return .malformed(member, "fetch needs a uri and an image-digest", number: command) }
             case Command.tryEach:
                 guard case .array(let n) = argument else { return .malformed(member, "bad try-each", number: command) }
                 var chosen = false
@@ -269,21 +267,38 @@ public struct SUITDevice {
     }
 }
 
-/// One component as the sequences left it: ranges into the envelope.
+/// One component as the sequences left it: ranges into the envelope, kept
+/// compact (four ranges, two numbers, a bit per field present) because the
+/// plan is copied for each try-each branch on a small stack.
 public struct SUITComponent {
-    public var vendorID: Range<Int>?
-    public var classID: Range<Int>?
-    /// The SHA-256 bytes of its image-digest.
-    public var digest: Range<Int>?
-    public var size: UInt64?
-    public var slot: UInt64?
-    public var uri: Range<Int>?
+    enum Field: UInt8 { case vendorID, classID, digest, uri, size, slot }
+
+    private var ranges = InlineArray<4, Range<Int>>(repeating: 0..<0)
+    private var numbers = InlineArray<2, UInt64>(repeating: 0)
+    private var present: UInt8 = 0
     /// A fetch directive ran for it: its image is downloaded from `uri`.
     public var fetch = false
     /// An image-match condition ran for it: its image must match `digest` (and `size`).
     public var imageMatch = false
 
     public init() {}
+
+    mutating func set(_ field: Field, range: Range<Int>, number: UInt64) {
+        let i = Int(field.rawValue)
+        if i < 4 { ranges[i] = range } else { numbers[i - 4] = number }
+        present |= 1 << field.rawValue
+    }
+
+    private func range(_ field: Field) -> Range<Int>? { present & (1 << field.rawValue) != 0 ? ranges[Int(field.rawValue)] : nil }
+    private func number(_ field: Field) -> UInt64? { present & (1 << field.rawValue) != 0 ? numbers[Int(field.rawValue) - 4] : nil }
+
+    public var vendorID: Range<Int>? { range(.vendorID) }
+    public var classID: Range<Int>? { range(.classID) }
+    /// The SHA-256 bytes of its image-digest.
+    public var digest: Range<Int>? { range(.digest) }
+    public var uri: Range<Int>? { range(.uri) }
+    public var size: UInt64? { number(.size) }
+    public var slot: UInt64? { number(.slot) }
 }
 
 /// The outcome of `SUITInterpreter.plan`.

@@ -27,7 +27,7 @@ public struct SUITManifestView {
 
     public static func parse<H: SHA256Engine>(_: H.Type, envelope e: SUITEnvelopeView, in bytes: UnsafeRawBufferPointer)
         -> Result<SUITManifestView, SUITFailure> {
-        let member: StaticString = "suit-manifest"
+        let member: SUITText = "suit-manifest"
         var v = SUITManifestView()
         var r = CBORReader(bytes, range: e.manifest)
         var head = r.next()
@@ -129,7 +129,7 @@ public struct SUITManifestView {
         }
         guard v.componentCount > 0 else { return .failure(.malformed("suit-components", "missing")) }
         // Every sequence a well-formed command list (interpretation comes later).
-        func form(_ sequence: Range<Int>?, _ name: StaticString) -> SUITFailure? {
+        func form(_ sequence: Range<Int>?, _ name: SUITText) -> SUITFailure? {
             guard let sequence else { return nil }
             return SUITInterpreter.checkForm(bytes, sequence, member: name, depth: 0)
         }
@@ -147,7 +147,7 @@ public struct SUITManifestView {
         return sequence == installed ? .upToDate : nil
     }
 
-    static func memberName(_ label: Int64) -> StaticString {
+    static func memberName(_ label: Int64) -> SUITText {
         switch label {
         case SUITLabel.payloadFetch: return "suit-payload-fetch"
         case SUITLabel.install: return "suit-install"
