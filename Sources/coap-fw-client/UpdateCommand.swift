@@ -33,6 +33,8 @@ struct Update {
             .value("origin-check", "SECONDS",
                    "After a local server answers up-to-date, ask the origin too when it was last asked this many seconds ago or more (0: every time; default 86400)."),
             .value("device-id", "ID", "This device's id in reports (default: /etc/machine-id)."),
+            .value("vendor-id", "UUID", "SUIT: this device's vendor id (default UUID5(DNS, --manufacturer), RFC 9124)."),
+            .value("class-id", "UUID", "SUIT: this device's class id (default UUID5(vendor id, --model))."),
             .flag("no-report", "Do not tell the server how the run went (a report never changes the result)."),
             .flag("json", "Print one JSON object (SPEC §7) instead of text."),
         ] + VerbosityOptions.options
@@ -54,6 +56,7 @@ struct Update {
     var deviceID: String?
     var noReport: Bool
     var verbosity: VerbosityOptions
+    var suitIdentity: SUITIdentityOptions
 
     init(_ a: ParsedArguments) throws {
         (trust, product, state) = (TrustOptions(a), ProductOptions(a), a.required("state"))
@@ -62,6 +65,7 @@ struct Update {
         (ackTimeout, maxRetransmit) = (try a.double("ack-timeout", default: 2), try a.int("max-retransmit", default: 4))
         (originCheck, json, verbosity) = (try a.double("origin-check"), a.flag("json"), VerbosityOptions(a))
         (deviceID, noReport) = (a.string("device-id"), a.flag("no-report"))
+        suitIdentity = SUITIdentityOptions(a)
     }
 
     func run() throws {
@@ -88,6 +92,7 @@ struct Update {
                                     stateDirectory: state)
         options.originCheck = originCheck
         options.format = format
+        (options.suitVendorID, options.suitClassID) = try suitIdentity.ids()
         options.szx = szx
         options.slotSize = slotSize
         options.timeout = timeout

@@ -291,12 +291,24 @@ def test_update_format_suit_under_malicious_faults(bin_dir, procs, tmp_path, fau
 
 def test_update_format_suit_refuses_another_products_envelope(bin_dir, procs, tmp_path):
     """An authentic envelope for c7966 placed where c7967's belongs: the
-    vendor/class conditions fail (wrong-device), nothing is fetched."""
+    vendor/class conditions fail (wrong-device), nothing is fetched; a
+    device given c7966's ids with --vendor-id/--class-id installs it."""
     repo, trust, _ = suit_release(bin_dir, tmp_path, "c7966")
     base = repo / ".well-known" / "firmware" / cli.MANUFACTURER
     (base / "c7967").mkdir()
     (base / "c7967" / "manifest.suit").write_bytes((base / "c7966" / "manifest.suit").read_bytes())
+    import shutil
+    shutil.copytree(base / "c7966" / "1.0.0", base / "c7967" / "1.0.0")  # its relative image URI
     server = procs.server(repo)
     run = cli.update(bin_dir, trust, "c7967", tmp_path / "state", "--origin", server.uri(), "--format", "suit")
     assert run.returncode == 1 and run.json["result"] == "wrong-device", run.describe()
     assert run.json["bytesTransferred"] == 0
+    # --vendor-id/--class-id override the UUID5s: a device provisioned with c7966's ids takes it.
+    import uuid
+    vendor = uuid.uuid5(uuid.NAMESPACE_DNS, cli.MANUFACTURER)
+    ids = ["--vendor-id", str(vendor), "--class-id", str(uuid.uuid5(vendor, "c7966"))]
+    taken = cli.update(bin_dir, trust, "c7967", tmp_path / "state2", "--origin", server.uri(), "--format", "suit", *ids)
+    cli.assert_updated(taken, "1.0.0")
+    bad = cli.update(bin_dir, trust, "c7967", tmp_path / "state3", "--origin", server.uri(), "--format", "suit",
+                     "--vendor-id", "not-a-uuid")
+    assert bad.returncode == 2 and "--vendor-id not-a-uuid" in bad.stderr, bad.describe()

@@ -12,8 +12,9 @@ final class Transfer {
     let state: DeviceState
     let szx: UInt8
     let trustedKeys: [PublicKey]
-    /// The device's product: a SUIT envelope's identity conditions are checked against it.
-    let product: (manufacturer: String, model: String)
+    /// The device's product: a SUIT envelope's identity conditions are checked
+    /// against it (UUID5 of the names, unless the ids are given).
+    let product: (manufacturer: String, model: String, vendorID: [UInt8]?, classID: [UInt8]?)
     let logger: Logger
     /// Progress, and image bytes received since the last call.
     let progress: (Progress, UInt64) -> Void
@@ -33,7 +34,7 @@ final class Transfer {
     var storageFailure: String?
 
     init(requester: Requester, state: DeviceState, szx: UInt8, trustedKeys: [PublicKey],
-         product: (manufacturer: String, model: String), logger: Logger, progress: @escaping (Progress, UInt64) -> Void) {
+         product: (manufacturer: String, model: String, vendorID: [UInt8]?, classID: [UInt8]?), logger: Logger, progress: @escaping (Progress, UInt64) -> Void) {
         (self.requester, self.state, self.szx, self.trustedKeys) = (requester, state, szx, trustedKeys)
         self.product = product
         (self.logger, self.progress) = (logger, progress)
@@ -78,7 +79,8 @@ final class Transfer {
         do {
             if envelope.withUnsafeBytes({ SUITEnvelopeView.looksLikeEnvelope($0) }) {
                 verified = try SUITVerifier(trustedKeys: trustedKeys).release(envelope, manufacturer: product.manufacturer,
-                                                                              model: product.model)
+                                                                              model: product.model, vendorID: product.vendorID,
+                                                                              classID: product.classID)
             } else {
                 verified = try ManifestVerifier(trustedKeys: trustedKeys).verify(envelope)
             }

@@ -12,6 +12,9 @@ public struct UpdateOptions: Sendable {
     public var discoverLocal = true
     public var origin: CoapURI?
     public var format: ManifestFormat = .cbor
+    /// SUIT: the device's vendor and class ids (nil: UUID5 of the manufacturer and model, RFC 9124).
+    public var suitVendorID: [UInt8]?
+    public var suitClassID: [UInt8]?
     /// The Block2 size exponent to ask for (SPEC §5: default 1024 bytes).
     public var szx: UInt8 = Block2.maxSZX
     /// Host name → address (and optional port), like curl's --resolve.

@@ -176,7 +176,8 @@ public final class Updater {
         let requester = Requester(client: client, timeout: options.timeout, exchangeTimeout: options.exchangeTimeout,
                                   mappings: options.resolve, windowBytes: options.windowBytes, logger: logger)
         let transfer = Transfer(requester: requester, state: state, szx: options.szx, trustedKeys: trust.keys,
-                                product: (options.manufacturer, options.model), logger: logger, progress: { [weak self] p, bytes in
+                                product: (options.manufacturer, options.model, options.suitVendorID, options.suitClassID),
+                                logger: logger, progress: { [weak self] p, bytes in
                                     self?.bytesTransferred += bytes
                                     self?.progress?(p)
                                 })
