@@ -194,7 +194,7 @@ public func coapfwSUITImageBegin(_ index: Int32) -> Int32 {
 /// Hashes one block at `offset` as it arrives; -1 for a block out of order or past image-size.
 @_cdecl("coapfw_suit_image_block")
 public func coapfwSUITImageBlock(_ offset: UInt64, _ block: UnsafePointer<UInt8>, _ length: Int) -> Int32 {
-    guard suit.checked, offset == suit.received, let size = suit.plan.components[suit.image].size,
+    guard suit.checked, length >= 0, offset == suit.received, let size = suit.plan.components[suit.image].size,
           UInt64(length) <= size - offset else { return -1 }
     suit.hash.update(UnsafeRawBufferPointer(start: block, count: length))
     suit.received += UInt64(length)

@@ -312,3 +312,47 @@ def test_update_format_suit_refuses_another_products_envelope(bin_dir, procs, tm
     bad = cli.update(bin_dir, trust, "c7967", tmp_path / "state3", "--origin", server.uri(), "--format", "suit",
                      "--vendor-id", "not-a-uuid")
     assert bad.returncode == 2 and "--vendor-id not-a-uuid" in bad.stderr, bad.describe()
+
+
+def test_a_suit_body_for_a_cose_request_is_refused(bin_dir, procs, tmp_path):
+    """A server answering a request for manifest.cbor with the (authentic)
+    SUIT envelope: the device reads a body only as the format it asked for
+    (bad-manifest), so a server cannot choose the reader whose rules it
+    likes; and the other way round."""
+    repo, trust, _ = suit_release(bin_dir, tmp_path, "c7968")
+    folder = repo / ".well-known" / "firmware" / cli.MANUFACTURER / "c7968"
+    suit_bytes, cose_bytes = (folder / "manifest.suit").read_bytes(), (folder / "manifest.cbor").read_bytes()
+    (folder / "manifest.cbor").write_bytes(suit_bytes)
+    (folder / "manifest.suit").write_bytes(cose_bytes)
+    server = procs.server(repo)
+    for fmt in ("cbor", "suit"):
+        run = cli.update(bin_dir, trust, "c7968", tmp_path / f"state-{fmt}", "--origin", server.uri(), "--format", fmt)
+        assert run.returncode == 1 and run.json["result"] == "bad-manifest", run.describe()
+        assert run.json["bytesTransferred"] == 0
+
+
+def test_a_suit_release_signed_by_an_adopted_key_retires_the_old_one(bin_dir, procs, tmp_path):
+    """K1 signs 1.0.0 (COSE) announcing K2: adopted. K2 signs 1.1.0 with
+    --suit and the device updates with --format suit: K1 is retired as after
+    a COSE release (the rules run on the installed SUIT envelope too)."""
+    k1, k2 = tmp_path / "k1", tmp_path / "k2"
+    cli.keygen(bin_dir, k1)
+    cli.keygen(bin_dir, k2)
+    image = tmp_path / "fw.bin"
+    image.write_bytes(b"r" * 4000)
+    repo = tmp_path / "repo"
+    cli.publish(bin_dir, repo, k1 / "private.pem", "c7969", "1.0.0", image=image, extra=["--key-info", k2 / "public.pem"])
+    server = procs.server(repo)
+    state = tmp_path / "state"
+    cli.assert_updated(cli.update(bin_dir, k1 / "public.pem", "c7969", state, "--origin", server.uri()), "1.0.0")
+    image2 = tmp_path / "fw2.bin"
+    image2.write_bytes(b"s" * 4000)
+    cli.publish(bin_dir, repo, k2 / "private.pem", "c7969", "1.1.0", image=image2, extra=["--suit"])
+    import time
+    time.sleep(1.2)  # the server's rescan
+    run = cli.update(bin_dir, k1 / "public.pem", "c7969", state, "--origin", server.uri(), "--format", "suit")
+    cli.assert_updated(run, "1.1.0")
+    status = cli.run_binary(bin_dir, cli.CLIENT, "status", "--state", state, "--json", "--trust", k1 / "public.pem",
+                            timeout=30, parse_json=True)
+    statuses = sorted(row["status"] for row in status.json["trust"])
+    assert statuses == ["adopted", "retired"], status.json["trust"]

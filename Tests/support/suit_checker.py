@@ -543,6 +543,7 @@ class Machine:
         self.content: list[bytes | None] = [images.get(i) for i in range(self.n)]
         self.unchecked: list[str] = []
         self.fetched: list[str] = []
+        self.identity_checked: dict[int, set] = {}  # component -> {"vendor_id", "class_id"} that held
         self.invoked: list[int] = []
 
     def lookup_uri(self, uri: str, idx: int) -> bytes | None:
@@ -582,6 +583,7 @@ class Machine:
                 have = p[pk].value if isinstance(p[pk], Tag) else p[pk]
                 if bytes(have) != bytes(want):
                     raise self.cond_fail("wrong-device", f"{PARAMETERS[pk]} {bytes(have).hex()} does not match the device ({bytes(want).hex()})", cmd, section)
+                self.identity_checked.setdefault(idx, set()).add(dk)
         elif cmd == 3:
             if 3 not in p:
                 raise bad("condition-image-match without image-digest set", command=name, section=section)
@@ -905,6 +907,19 @@ def _check(data: bytes, key_pem: Any, images: dict, device: dict, profile: str, 
     detail["unchecked"] = m.unchecked
     has_install = 20 in sequences or 16 in sequences
     detail["installable"] = has_install and not m.unchecked
+    if profile == "device":
+        # What the coap-fw updater adds to the draft: a severed sequence it must
+        # run may not be left out, and (given the device's ids) RFC 9124's two
+        # identity conditions must have held for every component it touches.
+        for k in (16, 20):
+            if severed.get(k) == "severed (absent)":
+                raise bad(f"{SECTION_NAMES[k]} is severed and not delivered", member=SECTION_NAMES[k])
+        needed = {dk for dk in ("vendor_id", "class_id") if device.get(dk) is not None}
+        if needed:
+            for idx in range(len(comps)):
+                if needed - m.identity_checked.get(idx, set()):
+                    raise bad(f"component {idx}: no {' and '.join(sorted(needed - m.identity_checked.get(idx, set())))} condition held",
+                              member="shared-sequence")
 
 
 # ---------------------------------------------------------------------------

@@ -130,13 +130,11 @@ def sign(priv, alg: int, digest_bstr_content: bytes) -> bytes:
     return enc(cbor2.CBORTag(TAG_SIGN1, [protected, {}, None, sig]))
 
 
-def shared_sequence(vendor: bytes, klass: bytes, image: bytes) -> list:
+def shared_sequence(vendor: bytes, klass: bytes, image: bytes, conditions: bool = True) -> list:
     return [
         DIR_OVERRIDE, {P_VENDOR: vendor, P_CLASS: klass,
                        P_DIGEST: enc([SHA256, sha256(image)]), P_SIZE: len(image)},
-        COND_VENDOR, REC_ALL,
-        COND_CLASS, REC_ALL,
-    ]
+    ] + ([COND_VENDOR, REC_ALL, COND_CLASS, REC_ALL] if conditions else [])
 
 
 def install_sequence() -> list:
@@ -158,10 +156,10 @@ def text_map() -> dict:
 
 def build(image: bytes, *, vendor=None, klass=None, seq=SEQUENCE, install=None, validate=None,
           text="inline", install_mode="inline", version=1, key=None, alg=-7, tagged=True,
-          extra_envelope=None) -> bytes:
+          extra_envelope=None, identity_conditions=True) -> bytes:
     vendor = vendor or VENDOR_ID.bytes
     klass = klass or CLASS_ID.bytes
-    common = enc({C_COMPONENTS: [COMPONENT], C_SHARED: enc(shared_sequence(vendor, klass, image))})
+    common = enc({C_COMPONENTS: [COMPONENT], C_SHARED: enc(shared_sequence(vendor, klass, image, identity_conditions))})
     install_b = enc(install if install is not None else install_sequence())
     validate_b = enc(validate if validate is not None else [COND_IMAGE, REC_ALL])
     text_b = enc(text_map())
@@ -171,7 +169,8 @@ def build(image: bytes, *, vendor=None, klass=None, seq=SEQUENCE, install=None, 
         manifest[M_INSTALL] = install_b
     else:
         manifest[M_INSTALL] = suit_digest_of_bstr(install_b)
-        envelope_extra[ENV_INSTALL] = install_b
+        if install_mode == "severed":
+            envelope_extra[ENV_INSTALL] = install_b
     if text == "inline":
         manifest[M_TEXT] = text_b
     elif text in ("severed", "stripped"):
@@ -283,6 +282,12 @@ def write_ours() -> list:
     add("ok-install-severed", build(image, install_mode="severed"), "ok",
         "install sequence severed: its digest in manifest key 20, the sequence in envelope key 20",
         installable=True, spec_expect="ok")
+    add("install-stripped", build(image, install_mode="stripped"), "bad-manifest",
+        "install severed and then removed from the envelope: authentic, but the sequence an update must run is missing "
+        "(the device refuses rather than skip it)")
+    add("no-identity-conditions", build(image, identity_conditions=False), "bad-manifest",
+        "authentic, but the shared sequence sets vendor-id and class-id without condition-vendor-identifier and "
+        "condition-class-identifier: RFC 9124 wants both checked; a device given its ids refuses it")
 
     # negatives
     uri_b = URI.encode()

@@ -102,6 +102,14 @@ public struct ReleasePublisher {
         }
         // A stateful key with too few leaves is refused before any work; its
         // two leaves (COSE and JWS) are reserved under the lock further down.
+        if options.suit {
+            guard options.digests.contains(.sha256) else {
+                throw .invalidArgument(option: "--suit", reason: "a SUIT envelope carries SHA-256 image digests: add --digest sha256")
+            }
+            guard options.timestamp >= 0 else {
+                throw .invalidArgument(option: "--timestamp", reason: "the SUIT sequence number is the timestamp, which must not be before 1970")
+            }
+        }
         let leaves = options.suit ? 3 : 2
         if let hss = signer.key.hss, hss.remaining < leaves {
             throw .key(.exhausted(path: hss.path, capacity: hss.capacity, remaining: hss.remaining))
@@ -207,7 +215,12 @@ public struct ReleasePublisher {
             try FileSystem.makeDirectories(modelDirectory)
             try installImages(options.images, into: versionDirectory, modelDirectory: modelDirectory)
             // The SUIT envelope first: the CBOR manifest, last, is what observers are notified of.
-            if let suitEnvelope { try FileSystem.atomicWrite("\(modelDirectory)/\(Self.suitFileName)", suitEnvelope) }
+            if let suitEnvelope {
+                try FileSystem.atomicWrite("\(modelDirectory)/\(Self.suitFileName)", suitEnvelope)
+            } else if FileSystem.exists("\(modelDirectory)/\(Self.suitFileName)") {
+                // An older release's envelope would go on being served to SUIT devices.
+                unlink("\(modelDirectory)/\(Self.suitFileName)")
+            }
             for (format, bytes) in envelopes {
                 try FileSystem.atomicWrite("\(modelDirectory)/\(format.fileName)", bytes)
             }

@@ -15,6 +15,10 @@ final class Transfer {
     /// The device's product: a SUIT envelope's identity conditions are checked
     /// against it (UUID5 of the names, unless the ids are given).
     let product: (manufacturer: String, model: String, vendorID: [UInt8]?, classID: [UInt8]?)
+    /// The format asked for: a SUIT body is read only when SUIT was asked
+    /// for, and a COSE or JWS one never then, so a server cannot pick the
+    /// reader whose rules it likes.
+    let format: ManifestFormat
     let logger: Logger
     /// Progress, and image bytes received since the last call.
     let progress: (Progress, UInt64) -> Void
@@ -34,9 +38,10 @@ final class Transfer {
     var storageFailure: String?
 
     init(requester: Requester, state: DeviceState, szx: UInt8, trustedKeys: [PublicKey],
-         product: (manufacturer: String, model: String, vendorID: [UInt8]?, classID: [UInt8]?), logger: Logger, progress: @escaping (Progress, UInt64) -> Void) {
+         product: (manufacturer: String, model: String, vendorID: [UInt8]?, classID: [UInt8]?), format: ManifestFormat,
+         logger: Logger, progress: @escaping (Progress, UInt64) -> Void) {
         (self.requester, self.state, self.szx, self.trustedKeys) = (requester, state, szx, trustedKeys)
-        self.product = product
+        (self.product, self.format) = (product, format)
         (self.logger, self.progress) = (logger, progress)
     }
 
@@ -77,11 +82,12 @@ final class Transfer {
     private func verify(_ envelope: [UInt8], from uri: CoapURI, engine: inout UpdateEngine) -> [UpdateEngine.Action] {
         let verified: VerifiedManifest
         do {
-            if envelope.withUnsafeBytes({ SUITEnvelopeView.looksLikeEnvelope($0) }) {
+            if format == .suit {
                 verified = try SUITVerifier(trustedKeys: trustedKeys).release(envelope, manufacturer: product.manufacturer,
                                                                               model: product.model, vendorID: product.vendorID,
                                                                               classID: product.classID)
             } else {
+                // COSE or JWS, whichever came (one verifier, one trust set); never SUIT.
                 verified = try ManifestVerifier(trustedKeys: trustedKeys).verify(envelope)
             }
         } catch {

@@ -28,8 +28,7 @@ public final class Updater {
     private func reconcileTrust(_ state: DeviceState) {
         guard let envelope = state.installedEnvelope() else { return }
         let digest = Hex.encode(OpenSSLSHA256.hash(envelope))
-        guard !trust.hasApplied(digest),
-              let verified = try? ManifestVerifier(trustedKeys: trust.keys).verify(envelope) else { return }
+        guard !trust.hasApplied(digest), let verified = verifyInstalled(envelope) else { return }
         var next = trust
         guard next.apply(installed: verified, envelopeDigest: digest) else { return }
         for a in next.adopted where !trust.adopted.contains(where: { $0.key.kid == a.key.kid }) {
@@ -43,6 +42,17 @@ public final class Updater {
         } catch {
             logger.warning("\(TrustStore.path(state: state.root)): \(error.description); this run uses the new set, the next one applies the rules again")
         }
+    }
+
+    /// The installed envelope re-verified under the current set, in its own
+    /// format: a SUIT install counts for key rollover too (its signer retires
+    /// the other keys; SUIT announces none).
+    private func verifyInstalled(_ envelope: [UInt8]) -> VerifiedManifest? {
+        if envelope.withUnsafeBytes({ SUITEnvelopeView.looksLikeEnvelope($0) }) {
+            return try? SUITVerifier(trustedKeys: trust.keys).release(envelope, manufacturer: options.manufacturer, model: options.model,
+                                                                      vendorID: options.suitVendorID, classID: options.suitClassID)
+        }
+        return try? ManifestVerifier(trustedKeys: trust.keys).verify(envelope)
     }
 
     /// Runs discovery and the update; throws only when the state folder is unusable.
@@ -177,7 +187,7 @@ public final class Updater {
                                   mappings: options.resolve, windowBytes: options.windowBytes, logger: logger)
         let transfer = Transfer(requester: requester, state: state, szx: options.szx, trustedKeys: trust.keys,
                                 product: (options.manufacturer, options.model, options.suitVendorID, options.suitClassID),
-                                logger: logger, progress: { [weak self] p, bytes in
+                                format: options.format, logger: logger, progress: { [weak self] p, bytes in
                                     self?.bytesTransferred += bytes
                                     self?.progress?(p)
                                 })

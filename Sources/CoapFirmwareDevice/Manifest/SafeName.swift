@@ -16,9 +16,10 @@ public enum SafeName {
     /// image can never overwrite the record of what was verified.
     public static func isImageName(_ s: UnsafeRawBufferPointer) -> Bool {
         guard isSafe(s) else { return false }
-        let reserved: (StaticString, StaticString, StaticString) = ("release.json", "manifest.cbor", "manifest.json")
+        let reserved: (StaticString, StaticString, StaticString, StaticString) =
+            ("release.json", "manifest.cbor", "manifest.json", "manifest.suit")
         return !bytesEqual(s, 0..<s.count, reserved.0) && !bytesEqual(s, 0..<s.count, reserved.1)
-            && !bytesEqual(s, 0..<s.count, reserved.2)
+            && !bytesEqual(s, 0..<s.count, reserved.2) && !bytesEqual(s, 0..<s.count, reserved.3)
     }
 
     /// The part of a URI reference after the last '/', before any '?' or '#'.

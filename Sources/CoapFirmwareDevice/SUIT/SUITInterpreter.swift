@@ -122,13 +122,33 @@ public enum SUITInterpreter {
     /// install, validate.
     public static func plan(_ bytes: UnsafeRawBufferPointer, manifest: SUITManifestView, device: SUITDevice)
         -> Result<SUITPlan, SUITFailure> {
+        // A severed sequence that was left out cannot run: nothing of it may be skipped.
+        if manifest.installMissing { return .failure(.malformed("suit-install", "severed and not delivered")) }
+        if manifest.payloadFetchMissing { return .failure(.malformed("suit-payload-fetch", "severed and not delivered")) }
         var state = State(count: manifest.componentCount)
         func run(_ sequence: Range<Int>?, _ member: SUITText) -> SUITFailure? {
             guard let sequence else { return nil }
             return execute(bytes, sequence, member: member, state: &state, device: device, depth: 0)
         }
-        if let f = run(manifest.sharedSequence, "suit-shared-sequence") ?? run(manifest.payloadFetch, "suit-payload-fetch")
-            ?? run(manifest.install, "suit-install") ?? run(manifest.validate, "suit-validate") { return .failure(f) }
+        // The shared sequence runs before each sequence (draft-33 §8.4.5), or once when there is none.
+        func withShared(_ sequence: Range<Int>?, _ member: SUITText) -> SUITFailure? {
+            guard sequence != nil else { return nil }
+            return run(manifest.sharedSequence, "suit-shared-sequence") ?? run(sequence, member)
+        }
+        let sequences = manifest.payloadFetch != nil || manifest.install != nil || manifest.validate != nil
+        if let f = (sequences ? nil : run(manifest.sharedSequence, "suit-shared-sequence"))
+            ?? withShared(manifest.payloadFetch, "suit-payload-fetch") ?? withShared(manifest.install, "suit-install")
+            ?? withShared(manifest.validate, "suit-validate") { return .failure(f) }
+        // RFC 9124: a device checks both identities of what it installs.
+        if device.vendorID != nil || device.classID != nil {
+            for i in 0..<manifest.componentCount where state.components[i].fetch || state.components[i].imageMatch {
+                let c = state.components[i]
+                guard (device.vendorID == nil || c.vendorChecked), (device.classID == nil || c.classChecked) else {
+                    return .failure(.malformed("suit-shared-sequence", "no vendor-identifier and class-identifier condition held for a component",
+                                               number: Int64(i), kind: .member))
+                }
+            }
+        }
         return .success(SUITPlan(components: state.components, count: manifest.componentCount,
                                  sequenceNumber: manifest.sequenceNumber))
     }
@@ -150,7 +170,6 @@ public enum SUITInterpreter {
         guard case .success(.array(let count)) = r.next() else { return .malformed(member, "expected a command list") }
         for _ in 0..<(count / 2) {
             guard case .success(let c) = r.next(), let command = c.int64 else { return .malformed(member, "bad command") }
-            let argumentStart = r.offset
             guard case .success(let argument) = r.next() else { return .malformed(member, "truncated") }
             switch command {
             case Command.setComponentIndex:
@@ -161,6 +180,7 @@ public enum SUITInterpreter {
                 case .bool(true):
                     state.selected = UInt8((1 << state.count) - 1)
                 case .array(let n):
+                    guard n > 0 else { return .malformed(member, "an empty component index list", number: command) }
                     var mask: UInt8 = 0
                     for _ in 0..<n {
                         guard case .success(.unsigned(let i)) = r.next(), i < UInt64(state.count) else {
@@ -207,6 +227,7 @@ public enum SUITInterpreter {
                         return SUITFailure(.wrongDevice, member, vendor ? "the vendor id is not this device's" : "the class id is not this device's",
                                            number: command)
                     }
+                    if vendor { state.components[i].vendorChecked = true } else { state.components[i].classChecked = true }
                 }
             case Command.componentSlot:
                 for i in 0..<state.count where state.isSelected(i) && state.components[i].slot != device.slot {
@@ -280,6 +301,9 @@ public struct SUITComponent {
     public var fetch = false
     /// An image-match condition ran for it: its image must match `digest` (and `size`).
     public var imageMatch = false
+    /// The vendor-identifier / class-identifier condition held for it (against the device's ids).
+    public var vendorChecked = false
+    public var classChecked = false
 
     public init() {}
 

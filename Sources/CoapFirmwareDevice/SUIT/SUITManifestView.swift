@@ -20,8 +20,10 @@ public struct SUITManifestView {
     public private(set) var invoke: Range<Int>?
     /// The text map's content, nil when absent (or severed and not delivered).
     public private(set) var text: Range<Int>?
-    /// Whether the install sequence was severed and not delivered with the envelope.
+    /// Whether the install or payload-fetch sequence was severed and not
+    /// delivered with the envelope: it cannot run, so nothing can be installed.
     public private(set) var installMissing = false
+    public private(set) var payloadFetchMissing = false
 
     public init() {}
 
@@ -86,7 +88,8 @@ public struct SUITManifestView {
                     return .failure(.malformed(memberName(label), "expected a bstr or a SUIT_Digest", number: label, kind: .member))
                 }
                 switch label {
-                case SUITLabel.payloadFetch: v.payloadFetch = content; fetchDelivered = severedItem != nil
+                case SUITLabel.payloadFetch:
+                    v.payloadFetch = content; fetchDelivered = severedItem != nil; v.payloadFetchMissing = content == nil
                 case SUITLabel.install: v.install = content; installDelivered = severedItem != nil; v.installMissing = content == nil
                 default: v.text = content; textDelivered = severedItem != nil
                 }
@@ -94,6 +97,7 @@ public struct SUITManifestView {
                 return .failure(.malformed(member, "unknown or mistyped manifest member", number: label, kind: .member))
             }
         }
+        guard r.isAtEnd else { return .failure(.malformed(member, "bytes after the manifest map")) }
         // A severed member the manifest does not account for is not authenticated.
         if e.severedPayloadFetch != nil && !fetchDelivered { return .failure(.malformed("suit-payload-fetch", "delivered but not in the manifest")) }
         if e.severedInstall != nil && !installDelivered { return .failure(.malformed("suit-install", "delivered but not in the manifest")) }
@@ -109,8 +113,13 @@ public struct SUITManifestView {
         guard check.skip() == nil, check.isAtEnd, case .success(.map(let commonCount)) = c.next() else {
             return .failure(.malformed("suit-common", "expected a map"))
         }
+        var commonSeen: UInt8 = 0
         for _ in 0..<commonCount {
             guard case .success(let k) = c.next(), let label = k.int64 else { return .failure(.malformed("suit-common", "keys must be integers")) }
+            if (0..<8).contains(label) {
+                guard commonSeen & (1 << UInt8(label)) == 0 else { return .failure(.malformed("suit-common", "a member is repeated", number: label, kind: .member)) }
+                commonSeen |= 1 << UInt8(label)
+            }
             let valueStart = c.offset
             guard case .success(let item) = c.next() else { return .failure(.malformed("suit-common", "truncated")) }
             switch (label, item) {
