@@ -356,3 +356,27 @@ def test_a_suit_release_signed_by_an_adopted_key_retires_the_old_one(bin_dir, pr
                             timeout=30, parse_json=True)
     statuses = sorted(row["status"] for row in status.json["trust"])
     assert statuses == ["adopted", "retired"], status.json["trust"]
+
+
+def test_update_format_suit_split_release_names_components_as_cbor_does(bin_dir, procs, tmp_path):
+    """A split release (boot, app) installed from manifest.suit lands under
+    the component names, as from manifest.cbor: the same files whatever the
+    format."""
+    keys = tmp_path / "keys"
+    cli.keygen(bin_dir, keys)
+    boot, app = tmp_path / "boot.bin", tmp_path / "app.bin"
+    boot.write_bytes(b"B" * 1500)
+    app.write_bytes(bytes(range(256)) * 10)
+    repo = tmp_path / "repo"
+    cli.publish(bin_dir, repo, keys / "private.pem", "c7970", "2.0.0", components=[("boot", boot), ("app", app)],
+                extra=["--suit"])
+    server = procs.server(repo)
+    installed = {}
+    for fmt in ("cbor", "suit"):
+        state = tmp_path / f"state-{fmt}"
+        cli.assert_updated(cli.update(bin_dir, keys / "public.pem", "c7970", state, "--origin", server.uri(), "--format", fmt),
+                           "2.0.0")
+        installed[fmt] = sorted(p.name for p in (state / "installed").iterdir() if not p.name.startswith(("manifest", "release")))
+        assert (state / "installed" / "boot").read_bytes() == boot.read_bytes()
+        assert (state / "installed" / "app").read_bytes() == app.read_bytes()
+    assert installed["cbor"] == installed["suit"] == ["app", "boot"], installed

@@ -17,6 +17,8 @@ public struct SUITRelease: Sendable {
     public let signerKid: [UInt8]
     public let algorithm: SignatureAlgorithm
     public let componentCount: Int
+    /// Each component identifier read as a name, when it is one byte string of UTF-8 text.
+    public let componentNames: [String?]
     /// What the update sequences left per component (empty unless they ran: `verify(..., run: true)`).
     public let components: [Component]
     /// The release's `A.B.C` from the text member (component-version, key 6), when there is one.
@@ -73,9 +75,11 @@ public struct SUITVerifier: Sendable {
             case .success(let m): manifest = m
             }
             let version = manifest.text.flatMap { Self.componentVersion(bytes, text: $0) }
+            let names = Self.componentNames(bytes, components: manifest.components)
             guard run else {
                 return .success(SUITRelease(sequenceNumber: manifest.sequenceNumber, signerKid: key.kid, algorithm: algorithm,
-                                            componentCount: manifest.componentCount, components: [], version: version))
+                                            componentCount: manifest.componentCount, componentNames: names, components: [],
+                                            version: version))
             }
             func with(_ id: [UInt8]?, _ body: (UnsafeRawBufferPointer?) -> Result<SUITPlan, SUITFailure>) -> Result<SUITPlan, SUITFailure> {
                 guard let id else { return body(nil) }
@@ -100,9 +104,29 @@ public struct SUITVerifier: Sendable {
                                                         imageMatch: c.imageMatch))
             }
             return .success(SUITRelease(sequenceNumber: plan.sequenceNumber, signerKid: key.kid, algorithm: algorithm,
-                                        componentCount: plan.count, components: components, version: version))
+                                        componentCount: plan.count, componentNames: names, components: components,
+                                        version: version))
         }
         return try outcome.get()
+    }
+
+    /// The components array's identifiers, each as text when it is [bstr of UTF-8].
+    static func componentNames(_ bytes: UnsafeRawBufferPointer, components: Range<Int>) -> [String?] {
+        var r = CBORReader(bytes, range: components)
+        guard case .success(.array(let n)) = r.next() else { return [] }
+        var names: [String?] = []
+        for _ in 0..<n {
+            let start = r.offset
+            var name: String?
+            if case .success(.array(1)) = r.next(), case .success(.bytes(let id)) = r.next() {
+                let raw = UnsafeRawBufferPointer(rebasing: bytes[id])
+                name = String(validating: raw, as: UTF8.self)
+            }
+            r = CBORReader(bytes, range: start..<r.end)
+            if r.skip() != nil { return names }
+            names.append(name)
+        }
+        return names
     }
 
     /// The first component-version (key 6) in the text map: {language: {component-id: {6: "A.B.C"}}}.
@@ -155,9 +179,12 @@ public struct SUITVerifier: Sendable {
             guard c.fetch, c.imageMatch, let uri = c.uri, let sha256 = c.sha256, let size = c.size else {
                 throw .badManifest(field: "suit-install", reason: "component \(i) is not fetched and image-matched with a uri, an image-digest and an image-size")
             }
-            let name = Manifest.lastSegment(of: uri)
+            // The component's name, as the CBOR manifest of the same release names it (`publish --suit`
+            // identifies components by name); else the uri's last segment (the spec's [h'00'] ids).
+            var name = Manifest.lastSegment(of: uri)
+            if i < r.componentNames.count, let id = r.componentNames[i], Manifest.isSafeName(id), Manifest.isImageName(id) { name = id }
             guard Manifest.isSafeName(name), Manifest.isImageName(name), !components.contains(where: { $0.name == name }) else {
-                throw .badManifest(field: "suit-install", reason: "component \(i)'s uri \"\(uri)\" does not end in a usable file name")
+                throw .badManifest(field: "suit-install", reason: "component \(i) has no usable name (identifier, or the last segment of \"\(uri)\")")
             }
             components.append(Component(name: name, location: uri, size: size, digests: [ImageDigest(algorithm: .sha256, value: sha256)]))
         }
