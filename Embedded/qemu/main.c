@@ -53,15 +53,28 @@ static __attribute__((noinline)) size_t stack_used(void) {
 
 static uint8_t block[1024];  /* the one block buffer a CoAP transfer needs */
 
-static int32_t feed_image(const uint8_t *image, size_t size, size_t flip_at) {
-    if (coapfw_image_begin(0) != 0) return -1;
+/* Feeds image 0 block by block through one of the core's image interfaces
+   (the COSE manifest's or the SUIT envelope's), one byte flipped at flip_at. */
+struct image_sink {
+    int32_t (*begin)(int32_t);
+    int32_t (*block)(uint64_t, const uint8_t *, size_t);
+    int32_t (*finish)(void);
+};
+
+static int32_t feed_through(const struct image_sink *sink, const uint8_t *image, size_t size, size_t flip_at) {
+    if (sink->begin(0) != 0) return -1;
     for (size_t offset = 0; offset < size; offset += sizeof block) {
         size_t n = size - offset < sizeof block ? size - offset : sizeof block;
         memcpy(block, image + offset, n);
         if (flip_at >= offset && flip_at < offset + n) block[flip_at - offset] ^= 1;
-        if (coapfw_image_block(offset, block, n) != 0) return -1;
+        if (sink->block(offset, block, n) != 0) return -1;
     }
-    return coapfw_image_finish();
+    return sink->finish();
+}
+
+static int32_t feed_image(const uint8_t *image, size_t size, size_t flip_at) {
+    static const struct image_sink cose = {coapfw_image_begin, coapfw_image_block, coapfw_image_finish};
+    return feed_through(&cose, image, size, flip_at);
 }
 
 /* The device: FIXTURE_MODEL running 1.0.0 of 2023-11-14, a 1 MiB slot. */
@@ -84,14 +97,8 @@ static int32_t check_suit(const uint8_t *envelope, size_t length, const uint8_t 
 }
 
 static int32_t feed_suit_image(const uint8_t *image, size_t size, size_t flip_at) {
-    if (coapfw_suit_image_begin(0) != 0) return -1;
-    for (size_t offset = 0; offset < size; offset += sizeof block) {
-        size_t n = size - offset < sizeof block ? size - offset : sizeof block;
-        memcpy(block, image + offset, n);
-        if (flip_at >= offset && flip_at < offset + n) block[flip_at - offset] ^= 1;
-        if (coapfw_suit_image_block(offset, block, n) != 0) return -1;
-    }
-    return coapfw_suit_image_finish();
+    static const struct image_sink suit = {coapfw_suit_image_begin, coapfw_suit_image_block, coapfw_suit_image_finish};
+    return feed_through(&suit, image, size, flip_at);
 }
 
 static int run_suit(size_t *stack) {

@@ -61,20 +61,10 @@ struct COSESign1 {
         self.signature = []
     }
 
-    /// A COSE_Sign1_Tagged over `payload` with the payload detached (nil), as
-    /// SUIT's authentication wrapper carries it (the payload is the SUIT_Digest).
-    static func signDetached(payload: [UInt8], key: PrivateKey) throws(KeyError) -> [UInt8] {
-        let kid = key.publicKey.kid
-        var message = COSESign1(
-            protectedBytes: CBOREncoder.encode(.map([CBORMapEntry(.int(1), .int(key.algorithm.coseID))])),
-            algorithm: key.algorithm, kid: kid, payload: payload)
-        message.signature = try key.sign(message.toBeSigned)
-        return CBOREncoder.encode(.tagged(tag, .array([
-            .bytes(message.protectedBytes), .map([CBORMapEntry(.int(4), .bytes(kid))]), .null, .bytes(message.signature),
-        ])))
-    }
-
-    static func sign(payload: [UInt8], key: PrivateKey) throws(KeyError) -> [UInt8] {
+    /// A COSE_Sign1_Tagged over `payload`; `detached` leaves the payload out
+    /// (nil), as SUIT's authentication wrapper carries it (the payload is the
+    /// SUIT_Digest).
+    static func sign(payload: [UInt8], key: PrivateKey, detached: Bool = false) throws(KeyError) -> [UInt8] {
         let kid = key.publicKey.kid
         var message = COSESign1(
             protectedBytes: CBOREncoder.encode(.map([CBORMapEntry(.int(1), .int(key.algorithm.coseID))])),
@@ -82,7 +72,7 @@ struct COSESign1 {
         message.signature = try key.sign(message.toBeSigned)
         return CBOREncoder.encode(.tagged(tag, .array([
             .bytes(message.protectedBytes), .map([CBORMapEntry(.int(4), .bytes(kid))]),
-            .bytes(payload), .bytes(message.signature),
+            detached ? .null : .bytes(payload), .bytes(message.signature),
         ])))
     }
 }

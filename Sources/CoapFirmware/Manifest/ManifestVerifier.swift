@@ -40,7 +40,7 @@ public struct ManifestVerifier: Sendable {
     private func accept(_ envelope: [UInt8], format: ManifestFormat, kid: [UInt8]?, algorithm: SignatureAlgorithm,
                         signature: [UInt8], signed: [UInt8], read: () throws(ManifestError) -> Manifest)
         throws(ManifestError) -> VerifiedManifest {
-        let (key, algorithm) = try pickKey(kid: kid, algorithm: algorithm)
+        let (key, algorithm) = try Self.pickKey(from: trustedKeys, kid: kid, algorithm: algorithm)
         guard key.verify(signature: signature, message: signed, algorithm: algorithm) else {
             throw .badSignature(field: nil, reason: "\(format == .cbor ? "COSE_Sign1" : "JWS") signature does not verify with key \(Hex.encode(key.kid))")
         }
@@ -48,14 +48,16 @@ public struct ManifestVerifier: Sendable {
     }
 
     /// Picks the trusted key the envelope names. The `kid` is unauthenticated,
-    /// so it only selects: a wrong one fails, it never widens trust.
-    private func pickKey(kid: [UInt8]?, algorithm: SignatureAlgorithm) throws(ManifestError) -> (PublicKey, SignatureAlgorithm) {
+    /// so it only selects: a wrong one fails, it never widens trust. The one
+    /// rule for COSE, JWS and SUIT (`SUITVerifier`, which names the fields).
+    static func pickKey(from trustedKeys: [PublicKey], kid: [UInt8]?, algorithm: SignatureAlgorithm,
+                        kidField: String? = nil, algField: String? = nil) throws(ManifestError) -> (PublicKey, SignatureAlgorithm) {
         let candidates = kid.map { kid in trustedKeys.filter { $0.kid == kid } } ?? trustedKeys
         guard !candidates.isEmpty else {
-            throw .badSignature(field: nil, reason: "signed by key \(Hex.encode(kid ?? [])), which is not trusted (trusted: \(trustedKeys.map { Hex.encode($0.kid) }.joined(separator: ", ")))")
+            throw .badSignature(field: kidField, reason: "signed by key \(Hex.encode(kid ?? [])), which is not trusted (trusted: \(trustedKeys.map { Hex.encode($0.kid) }.joined(separator: ", ")))")
         }
         guard let key = candidates.first(where: { $0.algorithm == algorithm }) else {
-            throw .badSignature(field: nil, reason: "algorithm \(algorithm) does not match the trusted key (\(candidates[0].algorithm))")
+            throw .badSignature(field: algField, reason: "algorithm \(algorithm) does not match the trusted key (\(candidates[0].algorithm))")
         }
         return (key, algorithm)
     }

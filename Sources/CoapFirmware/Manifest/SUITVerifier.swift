@@ -199,14 +199,9 @@ public struct SUITVerifier: Sendable {
             return .failure(.badSignature(field: "alg", reason: "algorithm \(cose.algorithm) is not supported"))
         }
         let kid = cose.kid.map { Array(UnsafeRawBufferPointer(rebasing: bytes[$0])) }
-        let candidates = kid.map { kid in trustedKeys.filter { $0.kid == kid } } ?? trustedKeys
-        guard !candidates.isEmpty else {
-            return .failure(.badSignature(field: "kid", reason: "signed by key \(Hex.encode(kid ?? [])), which is not trusted"))
+        return Result { () throws(ManifestError) in
+            try ManifestVerifier.pickKey(from: trustedKeys, kid: kid, algorithm: algorithm, kidField: "kid", algField: "alg")
         }
-        guard let key = candidates.first(where: { $0.algorithm == algorithm }) else {
-            return .failure(.badSignature(field: "alg", reason: "algorithm \(algorithm) does not match the trusted key"))
-        }
-        return .success((key, algorithm))
     }
 
     static func error(_ f: SUITFailure) -> ManifestError {

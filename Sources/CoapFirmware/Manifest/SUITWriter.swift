@@ -61,7 +61,7 @@ public enum SUITWriter {
         ])
         let manifestItem = CBOREncoder.encode(.bytes(CBOREncoder.encode(suitManifest)))
         let digest = CBOREncoder.encode(.array([.int(SUITLabel.sha256), .bytes(OpenSSLSHA256.hash(manifestItem))]))
-        let signature = try COSESign1.signDetached(payload: digest, key: key)
+        let signature = try COSESign1.sign(payload: digest, key: key, detached: true)
         let wrapper = CBOREncoder.encode(.array([.bytes(digest), .bytes(signature)]))
         // The manifest's bstr as encoded above is the exact item the digest covers.
         return CBOREncoder.encode(.tagged(SUITLabel.envelopeTag, .map([

@@ -12,13 +12,11 @@ final class Transfer {
     let state: DeviceState
     let szx: UInt8
     let trustedKeys: [PublicKey]
-    /// The device's product: a SUIT envelope's identity conditions are checked
-    /// against it (UUID5 of the names, unless the ids are given).
-    let product: (manufacturer: String, model: String, vendorID: [UInt8]?, classID: [UInt8]?)
-    /// The format asked for: a SUIT body is read only when SUIT was asked
-    /// for, and a COSE or JWS one never then, so a server cannot pick the
-    /// reader whose rules it likes.
-    let format: ManifestFormat
+    /// The device's product (a SUIT envelope's identity conditions are checked
+    /// against it) and the format asked for: a SUIT body is read only when
+    /// SUIT was asked for, and a COSE or JWS one never then, so a server
+    /// cannot pick the reader whose rules it likes.
+    let options: UpdateOptions
     let logger: Logger
     /// Progress, and image bytes received since the last call.
     let progress: (Progress, UInt64) -> Void
@@ -38,10 +36,9 @@ final class Transfer {
     var storageFailure: String?
 
     init(requester: Requester, state: DeviceState, szx: UInt8, trustedKeys: [PublicKey],
-         product: (manufacturer: String, model: String, vendorID: [UInt8]?, classID: [UInt8]?), format: ManifestFormat,
-         logger: Logger, progress: @escaping (Progress, UInt64) -> Void) {
+         options: UpdateOptions, logger: Logger, progress: @escaping (Progress, UInt64) -> Void) {
         (self.requester, self.state, self.szx, self.trustedKeys) = (requester, state, szx, trustedKeys)
-        (self.product, self.format) = (product, format)
+        self.options = options
         (self.logger, self.progress) = (logger, progress)
     }
 
@@ -82,14 +79,7 @@ final class Transfer {
     private func verify(_ envelope: [UInt8], from uri: CoapURI, engine: inout UpdateEngine) -> [UpdateEngine.Action] {
         let verified: VerifiedManifest
         do {
-            if format == .suit {
-                verified = try SUITVerifier(trustedKeys: trustedKeys).release(envelope, manufacturer: product.manufacturer,
-                                                                              model: product.model, vendorID: product.vendorID,
-                                                                              classID: product.classID)
-            } else {
-                // COSE or JWS, whichever came (one verifier, one trust set); never SUIT.
-                verified = try ManifestVerifier(trustedKeys: trustedKeys).verify(envelope)
-            }
+            verified = try options.verify(envelope, suit: options.format == .suit, trustedKeys: trustedKeys)
         } catch {
             return engine.manifestFailed(error.resultCode, "\(uri): \(error.description)")
         }

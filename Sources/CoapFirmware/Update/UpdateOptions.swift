@@ -108,3 +108,17 @@ public struct Progress: Sendable {
     public var done: UInt64
     public var total: UInt64
 }
+
+extension UpdateOptions {
+    /// Verifies an envelope under `trustedKeys`: as a SUIT envelope, run for
+    /// this device's identity (`SUITVerifier.release`), or as COSE or JWS,
+    /// whichever it is. The one choice of reader for a fetched manifest and
+    /// for the installed one.
+    func verify(_ envelope: [UInt8], suit: Bool, trustedKeys: [PublicKey]) throws(ManifestError) -> VerifiedManifest {
+        if suit {
+            return try SUITVerifier(trustedKeys: trustedKeys).release(envelope, manufacturer: manufacturer, model: model,
+                                                                      vendorID: suitVendorID, classID: suitClassID)
+        }
+        return try ManifestVerifier(trustedKeys: trustedKeys).verify(envelope)
+    }
+}

@@ -48,11 +48,8 @@ public final class Updater {
     /// format: a SUIT install counts for key rollover too (its signer retires
     /// the other keys; SUIT announces none).
     private func verifyInstalled(_ envelope: [UInt8]) -> VerifiedManifest? {
-        if envelope.withUnsafeBytes({ SUITEnvelopeView.looksLikeEnvelope($0) }) {
-            return try? SUITVerifier(trustedKeys: trust.keys).release(envelope, manufacturer: options.manufacturer, model: options.model,
-                                                                      vendorID: options.suitVendorID, classID: options.suitClassID)
-        }
-        return try? ManifestVerifier(trustedKeys: trust.keys).verify(envelope)
+        try? options.verify(envelope, suit: envelope.withUnsafeBytes { SUITEnvelopeView.looksLikeEnvelope($0) },
+                            trustedKeys: trust.keys)
     }
 
     /// Runs discovery and the update; throws only when the state folder is unusable.
@@ -186,8 +183,7 @@ public final class Updater {
         let requester = Requester(client: client, timeout: options.timeout, exchangeTimeout: options.exchangeTimeout,
                                   mappings: options.resolve, windowBytes: options.windowBytes, logger: logger)
         let transfer = Transfer(requester: requester, state: state, szx: options.szx, trustedKeys: trust.keys,
-                                product: (options.manufacturer, options.model, options.suitVendorID, options.suitClassID),
-                                format: options.format, logger: logger, progress: { [weak self] p, bytes in
+                                options: options, logger: logger, progress: { [weak self] p, bytes in
                                     self?.bytesTransferred += bytes
                                     self?.progress?(p)
                                 })
