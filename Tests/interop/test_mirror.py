@@ -38,6 +38,15 @@ def mirror_once(bin_dir, mirror_repo, origin, keys, *extra):
                           timeout=120, parse_json=True)
 
 
+def wait_for_mirrored(mirror, mirror_repo):
+    """Until the mirror has published a release (and its server rescanned it)."""
+    deadline = time.monotonic() + 30
+    while not (model_dir(mirror_repo) / "manifest.cbor").exists():
+        assert time.monotonic() < deadline, f"nothing mirrored\n{mirror.log()[-3000:]}"
+        time.sleep(0.1)
+    time.sleep(1.2)  # the mirror's rescan
+
+
 def sha(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -208,11 +217,7 @@ def test_mirror_of_a_coaps_origin_forwards_reports(bin_dir, procs, tmp_path):
     mirror_repo.mkdir()
     mirror = procs.server(mirror_repo, "--mirror", f"coaps://127.0.0.1:{origin.dtls_port}", "--origin-psk-file", psk,
                           "--trust", keys / "public.pem", "--product", PRODUCT)
-    deadline = time.monotonic() + 30
-    while not (model_dir(mirror_repo) / "manifest.cbor").exists():
-        assert time.monotonic() < deadline, f"nothing mirrored\n{mirror.log()[-3000:]}"
-        time.sleep(0.1)
-    time.sleep(1.2)  # the mirror's rescan
+    wait_for_mirrored(mirror, mirror_repo)
     device = cli.update(bin_dir, keys / "public.pem", MODEL, tmp_path / "device", "--origin", mirror.uri(),
                         "--device-id", "dev-m")
     cli.assert_updated(device, "1.0.0")
@@ -242,11 +247,7 @@ def test_report_forwarder_obeys_a_429(bin_dir, procs, tmp_path):
     mirror_repo.mkdir()
     mirror = procs.server(mirror_repo, "--mirror", f"coap://127.0.0.1:{origin.port}", "--trust", keys / "public.pem",
                           "--product", PRODUCT)
-    deadline = time.monotonic() + 30
-    while not (model_dir(mirror_repo) / "manifest.cbor").exists():
-        assert time.monotonic() < deadline, f"nothing mirrored\n{mirror.log()[-3000:]}"
-        time.sleep(0.1)
-    time.sleep(1.2)  # the mirror's rescan
+    wait_for_mirrored(mirror, mirror_repo)
     device = cli.update(bin_dir, keys / "public.pem", MODEL, tmp_path / "device", "--origin", mirror.uri(),
                         "--device-id", "dev-429")
     cli.assert_updated(device, "1.0.0")

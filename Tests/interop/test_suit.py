@@ -146,15 +146,21 @@ def test_publish_suit_checked_independently(bin_dir, tmp_path, alg):
     assert wrong == "wrong-device"
 
 
-def test_publish_suit_split_release(bin_dir, tmp_path):
+def split_suit_release(bin_dir, tmp_path, model):
+    """2.0.0 of `model` as components boot and app, published with --suit: (repo, keys, boot, app)."""
     keys = tmp_path / "keys"
     cli.keygen(bin_dir, keys)
     boot, app = tmp_path / "boot.bin", tmp_path / "app.bin"
     boot.write_bytes(b"B" * 1500)
     app.write_bytes(bytes(range(256)) * 10)
     repo = tmp_path / "repo"
-    cli.publish(bin_dir, repo, keys / "private.pem", "c7961", "2.0.0", components=[("boot", boot), ("app", app)],
+    cli.publish(bin_dir, repo, keys / "private.pem", model, "2.0.0", components=[("boot", boot), ("app", app)],
                 extra=["--suit"])
+    return repo, keys, boot, app
+
+
+def test_publish_suit_split_release(bin_dir, tmp_path):
+    repo, keys, boot, app = split_suit_release(bin_dir, tmp_path, "c7961")
     envelope = published_suit(repo, "c7961").read_bytes()
     vendor, klass = suit_identity(cli.MANUFACTURER, "c7961")
     result, detail = suit_checker.check(envelope, (keys / "public.pem").read_bytes(),
@@ -362,14 +368,7 @@ def test_update_format_suit_split_release_names_components_as_cbor_does(bin_dir,
     """A split release (boot, app) installed from manifest.suit lands under
     the component names, as from manifest.cbor: the same files whatever the
     format."""
-    keys = tmp_path / "keys"
-    cli.keygen(bin_dir, keys)
-    boot, app = tmp_path / "boot.bin", tmp_path / "app.bin"
-    boot.write_bytes(b"B" * 1500)
-    app.write_bytes(bytes(range(256)) * 10)
-    repo = tmp_path / "repo"
-    cli.publish(bin_dir, repo, keys / "private.pem", "c7970", "2.0.0", components=[("boot", boot), ("app", app)],
-                extra=["--suit"])
+    repo, keys, boot, app = split_suit_release(bin_dir, tmp_path, "c7970")
     server = procs.server(repo)
     installed = {}
     for fmt in ("cbor", "suit"):
